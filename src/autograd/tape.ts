@@ -1,0 +1,96 @@
+import { backend, Tensor, type GradNode } from '../core/tensor.js';
+import { fail, fmtShape } from '../core/errors.js';
+import { shapesEqual } from '../core/shape.js';
+
+/**
+ * Define-by-run autograd. An op that runs while recording is on, with an input that requires a
+ * gradient, attaches a GradNode to its output (`record`). `backward(loss)` walks the graph in
+ * reverse topological order and accumulates `.grad` into leaf tensors. Recording is off inside
+ * `noGrad` and while gradient rules run (no higher-order gradients).
+ */
+let recording = true;
+
+export function isRecording(): boolean {
+  return recording;
+}
+
+/** Run `fn` with the tape off: no graph is built (inference, optimizer updates, metrics). */
+export function noGrad<T>(fn: () => T): T {
+  const prev = recording;
+  recording = false;
+  try {
+    return fn();
+  } finally {
+    recording = prev;
+  }
+}
+
+export function needsGrad(t: Tensor): boolean {
+  return t.requiresGrad || t.node !== null;
+}
+
+/** Attach a gradient rule to `out` if recording and some input needs a gradient. Returns `out`. */
+export function record(out: Tensor, op: string, inputs: readonly Tensor[], backwardFn: GradNode['backward']): Tensor {
+  if (recording && inputs.some(needsGrad)) out.node = { op, inputs, backward: backwardFn };
+  return out;
+}
+
+/** Accumulate dL/d(loss) = `grad` (default 1 for a scalar) back through the graph into leaf `.grad`s. */
+export function backward(loss: Tensor, grad?: Tensor): void {
+  if (!needsGrad(loss)) fail('backward', 'a tensor that depends on a parameter with requiresGrad', 'a constant', 'Did you build it inside noGrad()?');
+  if (!grad && loss.size !== 1) fail('backward', 'a scalar loss (or an explicit gradient)', `shape ${fmtShape(loss.shape)}`);
+  const seed = grad ?? new Tensor(new Float32Array(loss.size).fill(1), loss.shape);
+
+  // Reverse topological order by iterative DFS.
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  const stack: [Tensor, number][] = [[loss, 0]];
+  while (stack.length) {
+    const top = stack[stack.length - 1]!;
+    const [t, i] = top;
+    if (i === 0) {
+      if (seen.has(t)) {
+        stack.pop();
+        continue;
+      }
+      seen.add(t);
+    }
+    const inputs = t.node?.inputs ?? [];
+    if (i < inputs.length) {
+      top[1]++;
+      const child = inputs[i]!;
+      if (!seen.has(child) && needsGrad(child)) stack.push([child, 0]);
+    } else {
+      stack.pop();
+      order.push(t);
+    }
+  }
+
+  const grads = new Map<Tensor, Tensor>([[loss, seed]]);
+  noGrad(() => {
+    for (let k = order.length - 1; k >= 0; k--) {
+      const t = order[k]!;
+      const g = grads.get(t);
+      if (!g) continue;
+      if (!t.node) {
+        if (t.requiresGrad) t.grad = t.grad ? addSame(t.grad, g) : g;
+        continue;
+      }
+      grads.delete(t); // free intermediate gradients early
+      const gin = t.node.backward(g);
+      t.node.inputs.forEach((inp, j) => {
+        const gi = gin[j];
+        if (!gi || !needsGrad(inp)) return;
+        if (!shapesEqual(gi.shape, inp.shape)) {
+          throw new Error(`internal: gradient of ${t.node!.op} input ${j} has shape ${fmtShape(gi.shape)}, expected ${fmtShape(inp.shape)}`);
+        }
+        const prev = grads.get(inp);
+        grads.set(inp, prev ? addSame(prev, gi) : gi);
+      });
+    }
+  });
+}
+
+function addSame(a: Tensor, b: Tensor): Tensor {
+  return new Tensor(backend().binary('add', a.f32(), a.shape, b.f32(), b.shape, a.shape), a.shape);
+}

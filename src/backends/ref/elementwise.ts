@@ -1,0 +1,115 @@
+import type { BinaryKernel, Shape, UnaryKernel } from '../../core/backend.js';
+import { broadcastStrides, shapesEqual, sizeOf } from '../../core/shape.js';
+
+/** Reference elementwise kernels. Same-shape operands take a flat loop; others walk broadcast strides. */
+
+const BIN: Record<BinaryKernel, (x: number, y: number) => number> = {
+  add: (x, y) => x + y,
+  sub: (x, y) => x - y,
+  mul: (x, y) => x * y,
+  div: (x, y) => x / y,
+  maximum: (x, y) => (x >= y ? x : y),
+  minimum: (x, y) => (x <= y ? x : y),
+  greater: (x, y) => (x > y ? 1 : 0),
+  greaterEqual: (x, y) => (x >= y ? 1 : 0),
+  equal: (x, y) => (x === y ? 1 : 0),
+  pow: (x, y) => Math.pow(x, y),
+};
+
+export function binary(op: BinaryKernel, a: Float32Array, aShape: Shape, b: Float32Array, bShape: Shape, outShape: Shape): Float32Array {
+  const f = BIN[op];
+  const n = sizeOf(outShape);
+  const out = new Float32Array(n);
+  if (shapesEqual(aShape, outShape) && shapesEqual(bShape, outShape)) {
+    switch (op) { // hot cases without the closure call
+      case 'add': for (let i = 0; i < n; i++) out[i] = a[i]! + b[i]!; return out;
+      case 'sub': for (let i = 0; i < n; i++) out[i] = a[i]! - b[i]!; return out;
+      case 'mul': for (let i = 0; i < n; i++) out[i] = a[i]! * b[i]!; return out;
+      default: for (let i = 0; i < n; i++) out[i] = f(a[i]!, b[i]!); return out;
+    }
+  }
+  if (b.length === 1 && a.length === n) {
+    const y = b[0]!;
+    for (let i = 0; i < n; i++) out[i] = f(a[i]!, y);
+    return out;
+  }
+  const rank = outShape.length;
+  const sa = broadcastStrides(aShape, outShape);
+  const sb = broadcastStrides(bShape, outShape);
+  const last = rank - 1;
+  const inner = rank ? outShape[last]! : 1;
+  const ia = rank ? sa[last]! : 0;
+  const ib = rank ? sb[last]! : 0;
+  const idx = new Array<number>(rank).fill(0);
+  let oa = 0, ob = 0;
+  for (let o = 0; o < n; o += inner) {
+    for (let t = 0; t < inner; t++) out[o + t] = f(a[oa + t * ia]!, b[ob + t * ib]!);
+    // advance the outer index (all dims but the last)
+    for (let d = last - 1; d >= 0; d--) {
+      idx[d]!++;
+      oa += sa[d]!;
+      ob += sb[d]!;
+      if (idx[d]! < outShape[d]!) break;
+      oa -= sa[d]! * outShape[d]!;
+      ob -= sb[d]! * outShape[d]!;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+const UN: Record<UnaryKernel, (x: number) => number> = {
+  neg: (x) => -x,
+  exp: Math.exp,
+  log: Math.log,
+  sqrt: Math.sqrt,
+  abs: Math.abs,
+  // sign(0) = +1: the binary convention (methods.md §1.1), not Math.sign's 0.
+  sign: (x) => (x >= 0 ? 1 : x < 0 ? -1 : NaN),
+  relu: (x) => (x > 0 ? x : 0),
+  tanh: Math.tanh,
+  reciprocal: (x) => 1 / x,
+  square: (x) => x * x,
+};
+
+export function unary(op: UnaryKernel, x: Float32Array): Float32Array {
+  const f = UN[op];
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = f(x[i]!);
+  return out;
+}
+
+export function clamp(x: Float32Array, lo: number, hi: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    out[i] = v < lo ? lo : v > hi ? hi : v;
+  }
+  return out;
+}
+
+export function contiguous(data: Float32Array, shape: Shape, strides: Shape, offset: number): Float32Array {
+  const n = sizeOf(shape);
+  const out = new Float32Array(n);
+  const rank = shape.length;
+  if (rank === 0) {
+    out[0] = data[offset]!;
+    return out;
+  }
+  const last = rank - 1;
+  const inner = shape[last]!;
+  const is = strides[last]!;
+  const idx = new Array<number>(rank).fill(0);
+  let src = offset;
+  for (let o = 0; o < n; o += inner) {
+    for (let t = 0; t < inner; t++) out[o + t] = data[src + t * is]!;
+    for (let d = last - 1; d >= 0; d--) {
+      idx[d]!++;
+      src += strides[d]!;
+      if (idx[d]! < shape[d]!) break;
+      src -= strides[d]! * shape[d]!;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}

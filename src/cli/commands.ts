@@ -1,0 +1,114 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import cliProgress from 'cli-progress';
+import { OnebitError } from '../core/errors.js';
+import { DataLoader, loadMnist, MNIST_MEAN, MNIST_STD } from '../data/index.js';
+import { evaluate, loadTrainedModel, train, type EpochStats, type TrainCallbacks } from '../train/trainer.js';
+import type { TrainConfig } from '../train/config.js';
+
+const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+const flip = (x: number) => x.toExponential(2).replace('e+', 'e');
+
+/** One log line per epoch; scripts read `test acc NN.NN%` and `flip N.NNe-N`. */
+export function formatEpoch(s: EpochStats): string {
+  return [
+    `epoch ${s.epoch}/${s.epochs}`,
+    `loss ${s.loss.toFixed(4)}`,
+    `train acc ${pct(s.trainAcc)}`,
+    `test acc ${pct(s.testAcc)}`,
+    `lr ${s.lr.toExponential(2)}`,
+    `${Math.round(s.imagesPerSec)} img/s`,
+    `flip ${flip(s.flipRate)}`,
+    `${s.seconds.toFixed(1)} s`,
+  ].join('  ');
+}
+
+function resolveCheckpoint(p: string): string {
+  return fs.existsSync(p) && fs.statSync(p).isDirectory() ? path.join(p, 'last.ckpt') : p;
+}
+
+interface TrainFlags extends Partial<TrainConfig> {
+  out?: string;
+  resume?: string;
+  force?: boolean;
+  progress?: boolean;
+}
+
+export function runTrain(flags: TrainFlags): void {
+  const { out, resume: resumeArg, force, progress, ...rest } = flags;
+  const resume = resumeArg ? resolveCheckpoint(resumeArg) : undefined;
+  const config: Partial<TrainConfig> = { ...rest };
+  if (resume) {
+    // On resume the checkpoint's config rules; only an explicitly given --epochs may extend it.
+    const explicitEpochs = process.argv.some((a) => a === '--epochs' || a.startsWith('--epochs='));
+    for (const k of Object.keys(config)) delete config[k as keyof TrainConfig];
+    if (explicitEpochs) config.epochs = flags.epochs;
+  }
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  const outDir = out ?? (resume ? path.dirname(resume) : path.join('runs', `${rest.dataset}-${rest.arch}-${rest.method}-${stamp}`));
+  if (!resume && !force && fs.existsSync(path.join(outDir, 'last.ckpt'))) {
+    throw new OnebitError(`--out: expected a folder without a checkpoint, but got ${outDir} which has last.ckpt. Use --resume ${outDir} to continue it, --force to overwrite, or another --out.`);
+  }
+
+  const t0 = performance.now();
+  const bar = new cliProgress.SingleBar(
+    {
+      format: ' {bar} {percentage}% | batch {value}/{total} | loss {loss} | ETA {eta_formatted}',
+      stream: process.stderr,
+      hideCursor: true,
+      clearOnComplete: true,
+      noTTYOutput: true,
+      notTTYSchedule: 10000,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const useBar = progress !== false;
+  const callbacks: TrainCallbacks = {
+    onTrainStart: ({ config: c, startEpoch, numBatches, model }) => {
+      const nParams = model.parameters().reduce((n, p) => n + p.size, 0);
+      console.log(
+        `onebit train: ${c.dataset} ${c.arch} method=${c.method} epochs=${c.epochs} batch=${c.batchSize} ` +
+          `${c.optimizer} lr=${c.lr} ${c.schedule} seed=${c.seed} | ${nParams} parameters | ${numBatches} batches/epoch` +
+          (startEpoch ? ` | resuming after epoch ${startEpoch}` : '') + ` | run folder ${outDir}`,
+      );
+    },
+    onEpochStart: (epoch) => {
+      if (useBar) {
+        process.stderr.write(`epoch ${epoch}\n`);
+        bar.start(1, 0, { loss: '-' });
+      }
+    },
+    onBatchEnd: ({ batch, numBatches, loss }) => {
+      if (useBar) {
+        bar.setTotal(numBatches);
+        bar.update(batch, { loss: loss.toFixed(4) });
+      }
+    },
+    onEvalStart: () => {
+      if (useBar) bar.stop();
+    },
+    onEpochEnd: (s) => console.log(formatEpoch(s)),
+  };
+  const result = train(config, { outDir, resume, callbacks });
+  const h = result.history;
+  if (!h.length) {
+    console.log('nothing to do: the checkpoint has already completed all epochs (raise --epochs to continue).');
+    return;
+  }
+  const best = h.reduce((a, b) => (b.testAcc > a.testAcc ? b : a));
+  const last = h[h.length - 1]!;
+  console.log(
+    `done: ${last.epoch} epochs, ${((performance.now() - t0) / 1000).toFixed(1)} s in this process | ` +
+      `final test acc ${pct(last.testAcc)}  best test acc ${pct(best.testAcc)} (epoch ${best.epoch})  flip ${flip(last.flipRate)} | ` +
+      `checkpoint ${path.join(outDir, 'last.ckpt')}`,
+  );
+}
+
+export function runEval(ckptArg: string, flags: { dataDir?: string }): void {
+  const file = resolveCheckpoint(ckptArg);
+  const { config, model, meta } = loadTrainedModel(file);
+  const test = loadMnist('test', flags.dataDir ?? (config.dataDir || undefined));
+  const loader = new DataLoader(test, { batchSize: 1000, shuffle: false, normalize: { mean: MNIST_MEAN, std: MNIST_STD } });
+  const acc = evaluate(model, loader);
+  console.log(`${file}: ${config.dataset} ${config.arch} method=${config.method}, epoch ${meta.epoch}: test acc ${pct(acc)}`);
+}

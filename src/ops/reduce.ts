@@ -1,0 +1,66 @@
+import { fail, fmtShape } from '../core/errors.js';
+import { normAxes, sizeOf } from '../core/shape.js';
+import { backend, Tensor, wrap } from '../core/tensor.js';
+import { record } from '../autograd/tape.js';
+
+/** Reductions with gradients. */
+
+function keptShape(shape: readonly number[], axes: readonly number[]): number[] {
+  return shape.map((d, i) => (axes.includes(i) ? 1 : d));
+}
+
+function dropShape(shape: readonly number[], axes: readonly number[]): number[] {
+  return shape.filter((_, i) => !axes.includes(i));
+}
+
+/** Broadcast g (shape `kept`) back to `shape`. */
+function expand(g: Tensor, kept: readonly number[], shape: readonly number[]): Tensor {
+  const ones = new Float32Array(sizeOf(shape)).fill(1);
+  return wrap(backend().binary('mul', ones, shape, g.f32(), kept, shape), shape);
+}
+
+export function sum(x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor {
+  const ax = normAxes('sum', axes, x.rank);
+  const kept = keptShape(x.shape, ax);
+  const outShape = keepDims ? kept : dropShape(x.shape, ax);
+  const y = wrap(backend().sum(x.f32('sum'), x.shape, ax), outShape);
+  return record(y, 'sum', [x], (g) => [expand(g, kept, x.shape)]);
+}
+
+export function mean(x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor {
+  const ax = normAxes('mean', axes, x.rank);
+  const count = ax.reduce((n, a) => n * x.shape[a]!, 1);
+  if (count === 0) fail('mean', 'a non-empty reduction', `shape ${fmtShape(x.shape)} over axes [${ax.join(',')}]`);
+  const kept = keptShape(x.shape, ax);
+  const outShape = keepDims ? kept : dropShape(x.shape, ax);
+  const s = backend().sum(x.f32('mean'), x.shape, ax);
+  for (let i = 0; i < s.length; i++) s[i]! /= count;
+  const y = wrap(s, outShape);
+  return record(y, 'mean', [x], (g) => {
+    const e = expand(g, kept, x.shape).f32();
+    for (let i = 0; i < e.length; i++) e[i]! /= count;
+    return [wrap(e, x.shape)];
+  });
+}
+
+/** Max along one axis; the gradient goes to the (first) arg-max. */
+export function max(x: Tensor, axis: number, keepDims = false): Tensor {
+  const [a] = normAxes('max', axis, x.rank);
+  if (x.shape[a!] === 0) fail('max', 'a non-empty axis', `shape ${fmtShape(x.shape)}`);
+  const kept = keptShape(x.shape, [a!]);
+  const y = wrap(backend().max(x.f32('max'), x.shape, a!), keepDims ? kept : dropShape(x.shape, [a!]));
+  return record(y, 'max', [x], (g) => {
+    const idx = backend().argmax(x.f32(), x.shape, a!);
+    const gx = new Float32Array(x.size);
+    const outer = sizeOf(x.shape.slice(0, a!)), len = x.shape[a!]!, inner = sizeOf(x.shape.slice(a! + 1));
+    const gv = g.f32();
+    for (let o = 0; o < outer; o++) for (let i = 0; i < inner; i++) gx[(o * len + idx[o * inner + i]!) * inner + i] = gv[o * inner + i]!;
+    return [wrap(gx, x.shape)];
+  });
+}
+
+/** Index of the max along an axis, as an int32 tensor (no gradient). */
+export function argmax(x: Tensor, axis = -1): Tensor {
+  const [a] = normAxes('argmax', axis, x.rank);
+  return wrap(backend().argmax(x.f32('argmax'), x.shape, a!), dropShape(x.shape, [a!]));
+}

