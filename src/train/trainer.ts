@@ -65,8 +65,8 @@ interface Meta {
   history: EpochStats[];
 }
 
-/** Build everything a config describes: seeded model, optimizer, schedule. */
-export function setup(config: TrainConfig): { model: Module; optimizer: Optimizer; schedule: LrSchedule } {
+/** Build everything a config describes: the seeded model and its optimizer. */
+export function setup(config: TrainConfig): { model: Module; optimizer: Optimizer } {
   manualSeed(config.seed);
   const model = buildModel(config);
   const optimizer = createOptimizer(config.optimizer, model.parameters(), {
@@ -74,16 +74,32 @@ export function setup(config: TrainConfig): { model: Module; optimizer: Optimize
     weightDecay: config.weightDecay,
     ...(config.optimizer === 'sgd' ? { momentum: config.momentum } : {}),
   });
+  return { model, optimizer };
+}
+
+/**
+ * The learning-rate schedule over `totalSteps` optimizer steps: cosine to 0, linear to 0, step
+ * (×0.1 at each third of training) or constant, after an optional linear warm-up.
+ */
+export function makeSchedule(config: TrainConfig, stepsPerEpoch: number): LrSchedule {
+  const total = config.epochs * stepsPerEpoch;
   const base =
     config.schedule === 'cosine' ? cosineLr() :
     config.schedule === 'linear' ? linearLr() :
-    config.schedule === 'step' ? stepLr({ stepSize: 1, gamma: 1 }) : constantLr();
-  return { model, optimizer, schedule: base };
+    config.schedule === 'step' ? stepLr({ stepSize: Math.max(1, Math.ceil(total / 3)), gamma: 0.1 }) : constantLr();
+  return config.warmupEpochs > 0 ? warmup(base, { steps: Math.max(1, Math.round(config.warmupEpochs * stepsPerEpoch)) }) : base;
 }
 
 export function loadData(config: TrainConfig): { train: Dataset; test: Dataset } {
   const dir = config.dataDir || undefined;
-  return { train: loadMnist('train', dir), test: loadMnist('test', dir) };
+  return { train: head(loadMnist('train', dir), config.trainSubset), test: head(loadMnist('test', dir), config.testSubset) };
+}
+
+/** The first n examples of a dataset (a view, no copy); n = 0 keeps all. */
+function head(ds: Dataset, n: number): Dataset {
+  if (!n || n >= ds.count) return ds;
+  const per = ds.shape.reduce((a, b) => a * b, 1);
+  return { ...ds, images: ds.images.subarray(0, n * per), labels: ds.labels.subarray(0, n), count: n };
 }
 
 /** Train a model as `config` says (see TrainConfig), checkpointing every epoch. */
@@ -104,14 +120,14 @@ export function train(partial: Partial<TrainConfig>, opts: TrainOptions = {}): T
     history = meta.history.slice(0, startEpoch);
   }
 
-  const { model, optimizer, schedule: base } = setup(config);
+  const { model, optimizer } = setup(config);
   const data = loadData(config);
   const norm = { mean: MNIST_MEAN, std: MNIST_STD };
   const trainLoader = new DataLoader(data.train, { batchSize: config.batchSize, shuffle: true, normalize: norm });
-  const testLoader = new DataLoader(data.test, { batchSize: 1000, shuffle: false, normalize: norm });
+  const testLoader = new DataLoader(data.test, { batchSize: Math.min(1000, data.test.count), shuffle: false, normalize: norm });
   const numBatches = trainLoader.numBatches;
   const totalSteps = config.epochs * numBatches;
-  const schedule = config.warmupEpochs > 0 ? warmup(base, { steps: Math.round(config.warmupEpochs * numBatches) }) : base;
+  const schedule = makeSchedule(config, numBatches);
 
   if (resumed) restore(resumed.ck, resumed.meta, model, optimizer);
   const flips = new FlipTracker(model);

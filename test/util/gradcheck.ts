@@ -65,3 +65,35 @@ export function assertClose(a: ArrayLike<number>, b: ArrayLike<number>, atol = 1
     assert.ok(Math.abs(x - y) <= atol + rtol * Math.abs(y), `${what}[${i}]: ${x} vs ${y}`);
   }
 }
+
+/**
+ * Finite-difference check of parameter gradients: `f` builds the output from parameters the
+ * caller owns (module weights); each parameter element is perturbed in place.
+ */
+export function paramGradcheck(f: () => Tensor, params: Tensor[], opts: { eps?: number; atol?: number; rtol?: number } = {}): void {
+  const eps = opts.eps ?? 1e-2, atol = opts.atol ?? 2e-3, rtol = opts.rtol ?? 2e-2;
+  for (const p of params) p.grad = null;
+  const out = f();
+  const w = randTensor([...out.shape], 98, 0.5, 1.5);
+  const scalar = (o: Tensor): number => {
+    const a = o.f32(), b = w.f32();
+    let s = 0;
+    for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+    return s;
+  };
+  backward(out, w);
+  params.forEach((p, pi) => {
+    const data = p.storage as Float32Array;
+    const analytic = p.grad ? p.grad.f32() : new Float32Array(p.size);
+    for (let i = 0; i < data.length; i++) {
+      const orig = data[i]!;
+      data[i] = orig + eps;
+      const fp = noGrad(() => scalar(f()));
+      data[i] = orig - eps;
+      const fm = noGrad(() => scalar(f()));
+      data[i] = orig;
+      const numeric = (fp - fm) / (2 * eps);
+      assert.ok(Math.abs(analytic[i]! - numeric) <= atol + rtol * Math.abs(numeric), `param ${pi} element ${i}: autograd ${analytic[i]} vs finite difference ${numeric}`);
+    }
+  });
+}

@@ -1,0 +1,4 @@
+/** Datasets, IDX parsing and mini-batch loading. */
+export * from './idx.js';
+export * from './dataset.js';
+export * from './loader.js';

@@ -1,0 +1,57 @@
+import '../src/index.js';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
+const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+
+test('cli: --help documents every train flag', () => {
+  const r = run('train', '--help');
+  assert.equal(r.status, 0);
+  for (const flag of ['--dataset', '--arch', '--method', '--epochs', '--batch-size', '--lr', '--optimizer', '--seed', '--out', '--resume']) {
+    assert.ok(r.stdout.includes(flag), `missing ${flag}`);
+  }
+});
+
+test('cli: bad flags and values → one clear error, exit status 2', () => {
+  for (const args of [
+    ['train', '--bogus'],
+    ['train', '--epochs', 'ten'],
+    ['train', '--arch', 'transformer'],
+    ['train', '--method', 'magic'],
+    ['train', '--lr', '-1', '--train-subset', '10'],
+    ['eval', '/nonexistent.ckpt'],
+    ['frobnicate'],
+  ]) {
+    const r = run(...args);
+    assert.equal(r.status, 2, `${args.join(' ')}: status ${r.status}, stderr ${r.stderr}`);
+    assert.match(r.stderr, /error/i, args.join(' '));
+    assert.doesNotMatch(r.stderr, /at .*\.js:\d+/, `stack trace for ${args.join(' ')}`);
+  }
+});
+
+test('cli: train prints per-epoch lines with test acc and flip, then eval reads the checkpoint', () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'onebit-cli-'));
+  const r = run('train', '--epochs', '2', '--hidden', '16', '--lr', '0.02', '--train-subset', '300', '--test-subset', '200', '--out', out, '--no-progress');
+  assert.equal(r.status, 0, r.stderr);
+  const epochLines = r.stdout.split('\n').filter((l) => l.startsWith('epoch '));
+  assert.equal(epochLines.length, 2);
+  for (const l of epochLines) assert.match(l, /test acc \d+\.\d\d%.*flip \d\.\d\de-\d/);
+  assert.match(r.stdout, /done: .*final test acc \d+\.\d\d%.*flip \d\.\d\de-\d/);
+  const again = run('train', '--epochs', '2', '--out', out);
+  assert.equal(again.status, 2);
+  assert.match(again.stderr, /--resume/);
+  const resumed = run('train', '--resume', out, '--epochs', '3', '--no-progress');
+  assert.equal(resumed.status, 0, resumed.stderr);
+  assert.match(resumed.stdout, /resuming after epoch 2/);
+  assert.match(resumed.stdout, /epoch 3\/3/);
+  const e = run('eval', path.join(out, 'last.ckpt'));
+  assert.equal(e.status, 0, e.stderr);
+  assert.match(e.stdout, /epoch 3: test acc \d+\.\d\d%/);
+  fs.rmSync(out, { recursive: true, force: true });
+});
