@@ -58,12 +58,14 @@ export function runTrain(flags: TrainFlags): void {
       stream: process.stderr,
       hideCursor: true,
       clearOnComplete: true,
-      noTTYOutput: true,
-      notTTYSchedule: 10000,
     },
     cliProgress.Presets.shades_classic,
   );
-  const useBar = progress !== false;
+  // A terminal gets a live bar; a log file (no TTY) gets a plain line at every quarter of an epoch,
+  // since the bar's own timer cannot fire while the synchronous training loop runs.
+  const useBar = progress !== false && process.stderr.isTTY === true;
+  const usePlain = progress !== false && !useBar;
+  let nextQuarter = 1;
   const callbacks: TrainCallbacks = {
     onTrainStart: ({ config: c, startEpoch, numBatches, model }) => {
       const nParams = model.parameters().reduce((n, p) => n + p.size, 0);
@@ -74,15 +76,19 @@ export function runTrain(flags: TrainFlags): void {
       );
     },
     onEpochStart: (epoch) => {
+      nextQuarter = 1;
       if (useBar) {
         process.stderr.write(`epoch ${epoch}\n`);
         bar.start(1, 0, { loss: '-' });
       }
     },
-    onBatchEnd: ({ batch, numBatches, loss }) => {
+    onBatchEnd: ({ epoch, batch, numBatches, loss }) => {
       if (useBar) {
         bar.setTotal(numBatches);
         bar.update(batch, { loss: loss.toFixed(4) });
+      } else if (usePlain && batch >= (nextQuarter * numBatches) / 4) {
+        process.stderr.write(`  epoch ${epoch}: ${nextQuarter * 25}% (${batch}/${numBatches} batches)  loss ${loss.toFixed(4)}  ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+        nextQuarter++;
       }
     },
     onEvalStart: () => {

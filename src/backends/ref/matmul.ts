@@ -1,3 +1,5 @@
+import { parallelMatmulNT } from './threads.js';
+
 /**
  * Reference matmul: C[M,N] = op(A)·op(B). Operands are first brought to the "NT" form
  * C[i,j] = Σ_k A[i,k]·B[j,k] (both rows contiguous along k, a transpose costs O(n²) against the
@@ -29,12 +31,19 @@ export function transpose2d(x: Float32Array, rows: number, cols: number): Float3
   return out;
 }
 
-/** C[M,N] with C[i,j] = Σ_k A[i*K+k]·B[j*K+k]. */
+/** C[M,N] with C[i,j] = Σ_k A[i*K+k]·B[j*K+k]. Large products are split by rows over the thread pool. */
 export function matmulNT(A: Float32Array, B: Float32Array, M: number, K: number, N: number): Float32Array {
-  const C = new Float32Array(M * N);
-  const M4 = M - (M % 4);
+  return parallelMatmulNT(A, B, M, K, N, matmulNTRows) ?? matmulNTRows(A, B, M, K, N, 0, M, new Float32Array(M * N));
+}
+
+/**
+ * Rows [i0, i1) of C = A·Bᵀ, written into C (which holds all M rows). Each element's value does not
+ * depend on the row range, so any split over threads gives bit-identical results.
+ */
+export function matmulNTRows(A: Float32Array, B: Float32Array, M: number, K: number, N: number, i0: number, i1: number, C: Float32Array): Float32Array {
+  const M4 = i0 + (i1 - i0) - ((i1 - i0) % 4);
   const N4 = N - (N % 4);
-  for (let i = 0; i < M4; i += 4) {
+  for (let i = i0; i < M4; i += 4) {
     const a0 = i * K, a1 = a0 + K, a2 = a1 + K, a3 = a2 + K;
     for (let j = 0; j < N4; j += 4) {
       const b0 = j * K, b1 = b0 + K, b2 = b1 + K, b3 = b2 + K;
@@ -58,7 +67,7 @@ export function matmulNT(A: Float32Array, B: Float32Array, M: number, K: number,
       for (let r = 0; r < 4; r++) C[(i + r) * N + j] = dot(A, (i + r) * K, B, j * K, K);
     }
   }
-  for (let i = M4; i < M; i++) {
+  for (let i = M4; i < i1; i++) {
     for (let j = 0; j < N; j++) C[i * N + j] = dot(A, i * K, B, j * K, K);
   }
   return C;
