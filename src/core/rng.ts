@@ -1,3 +1,5 @@
+import { OnebitError } from './errors.js';
+
 /**
  * Seeded random numbers with a serializable state, so a checkpoint can store the exact point in
  * the stream and `--resume` continues bit-identically. Written here rather than taken from npm
@@ -90,7 +92,7 @@ export class Rng {
       state && Array.isArray(state.s) && state.s.length === 4 &&
       state.s.every((v) => Number.isInteger(v) && v >= 0 && v <= 0xffffffff) &&
       (state.spare === null || typeof state.spare === 'number');
-    if (!ok) throw new Error(`Rng.setState: expected {s: 4 uint32 words, spare: number|null}, but got ${JSON.stringify(state)}.`);
+    if (!ok) throw new OnebitError(`Rng.setState: expected {s: 4 uint32 words, spare: number|null}, but got ${JSON.stringify(state)}.`);
     for (let i = 0; i < 4; i++) this.s[i] = state.s[i]!;
     this.spare = state.spare;
   }

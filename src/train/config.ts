@@ -32,7 +32,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   method: 'ste',
   epochs: 5,
   batchSize: 100,
-  lr: 1e-3,
+  lr: 3e-3,
   optimizer: 'adam',
   momentum: 0.9,
   weightDecay: 0,

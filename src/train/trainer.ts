@@ -135,6 +135,8 @@ export function train(partial: Partial<TrainConfig>, opts: TrainOptions = {}): T
   cb.onTrainStart?.({ config, startEpoch, numBatches, model });
   if (opts.outDir) {
     fs.mkdirSync(opts.outDir, { recursive: true });
+    // Temp files of a save that was killed mid-write (the checkpoint they were meant to replace is intact).
+    for (const f of fs.readdirSync(opts.outDir)) if (/^\..+\.\d+\.tmp$/.test(f)) fs.rmSync(path.join(opts.outDir, f), { force: true });
     writeFileAtomic(path.join(opts.outDir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
   }
 

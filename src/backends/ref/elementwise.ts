@@ -30,7 +30,14 @@ export function binary(op: BinaryKernel, a: Float32Array, aShape: Shape, b: Floa
   }
   if (b.length === 1 && a.length === n) {
     const y = b[0]!;
-    for (let i = 0; i < n; i++) out[i] = f(a[i]!, y);
+    if (op === 'mul') for (let i = 0; i < n; i++) out[i] = a[i]! * y;
+    else for (let i = 0; i < n; i++) out[i] = f(a[i]!, y);
+    return out;
+  }
+  if (a.length === 1 && b.length === n) {
+    const x = a[0]!;
+    if (op === 'greaterEqual') for (let i = 0; i < n; i++) out[i] = x >= b[i]! ? 1 : 0;
+    else for (let i = 0; i < n; i++) out[i] = f(x, b[i]!);
     return out;
   }
   const rank = outShape.length;
@@ -73,10 +80,18 @@ const UN: Record<UnaryKernel, (x: number) => number> = {
 };
 
 export function unary(op: UnaryKernel, x: Float32Array): Float32Array {
-  const f = UN[op];
   const out = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = f(x[i]!);
-  return out;
+  const n = x.length;
+  switch (op) { // hot cases (quantizers, STE masks) without the closure call
+    case 'sign': for (let i = 0; i < n; i++) { const v = x[i]!; out[i] = v >= 0 ? 1 : v < 0 ? -1 : NaN; } return out;
+    case 'abs': for (let i = 0; i < n; i++) out[i] = Math.abs(x[i]!); return out;
+    case 'neg': for (let i = 0; i < n; i++) out[i] = -x[i]!; return out;
+    default: {
+      const f = UN[op];
+      for (let i = 0; i < n; i++) out[i] = f(x[i]!);
+      return out;
+    }
+  }
 }
 
 export function clamp(x: Float32Array, lo: number, hi: number): Float32Array {
