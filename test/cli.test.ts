@@ -1,6 +1,6 @@
 import '../src/index.js';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -54,4 +54,27 @@ test('cli: train prints per-epoch lines with test acc and flip, then eval reads 
   assert.equal(e.status, 0, e.stderr);
   assert.match(e.stdout, /epoch 3: test acc \d+\.\d\d%/);
   fs.rmSync(out, { recursive: true, force: true });
+});
+
+test('cli: SIGKILL mid-run, then --resume, gives the same per-epoch losses as an uninterrupted run', async () => {
+  const args = ['--epochs', '4', '--hidden', '32', '--lr', '0.01', '--train-subset', '2000', '--test-subset', '200', '--no-progress', '--seed', '3'];
+  const full = fs.mkdtempSync(path.join(os.tmpdir(), 'onebit-cli-'));
+  assert.equal(run('train', ...args, '--out', full).status, 0);
+  const killed = fs.mkdtempSync(path.join(os.tmpdir(), 'onebit-cli-'));
+  const child = spawn(process.execPath, [cli, 'train', ...args, '--out', killed], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let out = '';
+  await new Promise<void>((resolve) => {
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('epoch 2/4')) resolve();
+    });
+  });
+  child.kill('SIGKILL'); // somewhere in epoch 3 (possibly while saving)
+  await new Promise((r) => child.once('exit', r));
+  const resumed = run('train', '--resume', killed, '--no-progress');
+  assert.equal(resumed.status, 0, resumed.stderr);
+  const losses = (dir: string) => fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).loss);
+  assert.equal(losses(full).length, 4);
+  assert.deepEqual(losses(killed), losses(full));
+  for (const d of [full, killed]) fs.rmSync(d, { recursive: true, force: true });
 });
