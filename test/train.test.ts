@@ -57,3 +57,16 @@ test('train: a different seed gives a different run; bad config values give one 
   assert.throws(() => train({ ...small, method: 'magic' }), /--method: expected one of ste, xnor/);
   assert.throws(() => train({ ...small, lr: -1 }), /--lr: expected a positive number/);
 });
+
+test('train: the cnn architecture (real conv stem, binary conv, binary dense) trains and resumes', () => {
+  const cfg: Partial<TrainConfig> = { arch: 'cnn', epochs: 2, batchSize: 20, trainSubset: 60, testSubset: 20, seed: 1, lr: 0.01 };
+  const a = train(cfg, {});
+  assert.equal(a.history.length, 2);
+  assert.ok(a.history.every((h) => Number.isFinite(h.loss) && h.flipRate > 0));
+  assert.deepEqual(Object.keys(a.history[0]!.flipRateLayers), ['3', '7']);
+  const out = tmp();
+  train(cfg, { outDir: out, stopAfterEpochs: 1 });
+  const b = train({}, { outDir: out, resume: path.join(out, 'last.ckpt') });
+  assert.deepEqual(b.history.map((h) => h.loss), a.history.map((h) => h.loss));
+  fs.rmSync(out, { recursive: true, force: true });
+});
