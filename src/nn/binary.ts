@@ -3,7 +3,7 @@ import type { Tensor } from '../core/tensor.js';
 import { add } from '../ops/elementwise.js';
 import { matmul } from '../ops/matmul.js';
 import { conv2d, pad2d } from '../ops/conv.js';
-import { createQuantizer, type Quantizer, type QuantizerConfig } from '../quantizers/index.js';
+import { createQuantizer, type Quantizer, type QuantizerConfig, type QuantizerContext } from '../quantizers/index.js';
 import { uniformInit } from './init.js';
 import { checkFeatures, pair, type Conv2dOptions } from './layers.js';
 import { Module } from './module.js';
@@ -31,9 +31,9 @@ export function isBinaryLayer(m: Module): m is Module & BinaryLayer {
   return m instanceof BinaryLinear || m instanceof BinaryConv2d;
 }
 
-function quantizerOf(spec: QuantizerSpec | undefined): Quantizer | null {
-  if (spec === null) return null;
-  return createQuantizer(spec ?? 'ste_sign');
+/** The quantizer of a binary layer (default ste_sign; null = keep real values). */
+function quantizerOf(spec: QuantizerSpec | undefined, ctx: QuantizerContext): Quantizer | null {
+  return spec === null ? null : createQuantizer(spec ?? 'ste_sign', ctx);
 }
 
 /** y = q_in(x)·q_k(W)ᵀ (+ b). W: [out, in] latent floats. */
@@ -47,8 +47,11 @@ export class BinaryLinear extends Module implements BinaryLayer {
     super();
     this.weight = this.registerParameter('weight', uniformInit([outFeatures, inFeatures], inFeatures));
     this.bias = opts.bias ? this.registerParameter('bias', uniformInit([outFeatures], inFeatures)) : null;
-    this.inputQuantizer = quantizerOf(opts.inputQuantizer);
-    this.kernelQuantizer = quantizerOf(opts.kernelQuantizer);
+    // Registered as children: learnable quantizer state trains and saves with the layer.
+    const iq = quantizerOf(opts.inputQuantizer, { role: 'input', channels: inFeatures });
+    const kq = quantizerOf(opts.kernelQuantizer, { role: 'kernel', channels: outFeatures });
+    this.inputQuantizer = iq && this.registerModule('inputQuantizer', iq);
+    this.kernelQuantizer = kq && this.registerModule('kernelQuantizer', kq);
   }
 
   forward(x: Tensor): Tensor {
@@ -95,8 +98,11 @@ export class BinaryConv2d extends Module implements BinaryLayer {
     const fanIn = (inChannels / g) * this.kernelSize[0] * this.kernelSize[1];
     this.weight = this.registerParameter('weight', uniformInit([outChannels, inChannels / g, ...this.kernelSize], fanIn));
     this.bias = opts.bias ? this.registerParameter('bias', uniformInit([outChannels], fanIn)) : null;
-    this.inputQuantizer = quantizerOf(opts.inputQuantizer);
-    this.kernelQuantizer = quantizerOf(opts.kernelQuantizer);
+    // Registered as children: learnable quantizer state trains and saves with the layer.
+    const iq = quantizerOf(opts.inputQuantizer, { role: 'input', channels: inChannels });
+    const kq = quantizerOf(opts.kernelQuantizer, { role: 'kernel', channels: outChannels });
+    this.inputQuantizer = iq && this.registerModule('inputQuantizer', iq);
+    this.kernelQuantizer = kq && this.registerModule('kernelQuantizer', kq);
   }
 
   forward(x: Tensor): Tensor {

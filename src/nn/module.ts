@@ -16,6 +16,18 @@ export abstract class Module {
 
   abstract forward(x: Tensor): Tensor;
 
+  /**
+   * Training hooks, called by the trainer on every module of the tree (no-ops by default):
+   * `onEpochStart` before each epoch (0-based; e.g. IR-Net's EDE t/k schedule), `afterStep` after
+   * each optimizer step (e.g. ReBNN stores the signs it compares against), and `auxLoss` — a loss
+   * term the module adds through its gradients only (ReBNN's reconstruction loss), reported in logs.
+   */
+  onEpochStart(_epoch: number, _epochs: number): void {}
+  afterStep(): void {}
+  auxLoss(): number {
+    return 0;
+  }
+
   /** Short description for summaries and errors, e.g. "Linear(784 -> 256)". */
   describe(): string {
     return this.constructor.name;

@@ -1,8 +1,7 @@
-import { fail } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
 import { abs, greaterEqual, mul, sign } from '../ops/elementwise.js';
 import { customGrad } from '../ops/custom.js';
-import type { Quantizer, QuantizerConfig } from './quantizer.js';
+import { numOption, Quantizer, type QuantizerConfig } from './quantizer.js';
 
 /**
  * `ste_sign` — sign with the clipped straight-through estimator (BNN, Hubara et al. 2016;
@@ -11,12 +10,12 @@ import type { Quantizer, QuantizerConfig } from './quantizer.js';
  *   forward:  q(x) = +1 if x >= 0 else −1            (sign(0) = +1)
  *   backward: dq/dx = 1[|x| <= clipValue]           (clipValue = 1 by default)
  */
-export class SteSign implements Quantizer {
+export class SteSign extends Quantizer {
   readonly alias = 'ste_sign';
   readonly precision = 1;
 
   constructor(readonly clipValue = 1) {
-    if (!(clipValue > 0)) fail('ste_sign clipValue', 'a positive number', String(clipValue));
+    super();
   }
 
   apply(x: Tensor): Tensor {
@@ -29,6 +28,6 @@ export class SteSign implements Quantizer {
   }
 
   static fromConfig(c: QuantizerConfig): SteSign {
-    return new SteSign(c.clipValue === undefined ? 1 : Number(c.clipValue));
+    return new SteSign(numOption(c, 'clipValue', 1, (v) => v > 0));
   }
 }

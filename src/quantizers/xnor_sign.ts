@@ -2,7 +2,7 @@ import { fail, fmtShape } from '../core/errors.js';
 import { type Tensor, wrap } from '../core/tensor.js';
 import { abs, greaterEqual, mul, sign } from '../ops/elementwise.js';
 import { customGrad } from '../ops/custom.js';
-import type { Quantizer, QuantizerConfig } from './quantizer.js';
+import { numOption, Quantizer, type QuantizerConfig } from './quantizer.js';
 
 /**
  * `xnor_sign` — XNOR-Net's scaled weight binarizer (Rastegari et al., ECCV 2016) in the detached
@@ -13,12 +13,12 @@ import type { Quantizer, QuantizerConfig } from './quantizer.js';
  *
  * Meant as a kernel quantizer; a tensor of rank 1 gets one α for all values.
  */
-export class XnorSign implements Quantizer {
+export class XnorSign extends Quantizer {
   readonly alias = 'xnor_sign';
   readonly precision = 1;
 
   constructor(readonly clipValue = 1) {
-    if (!(clipValue > 0)) fail('xnor_sign clipValue', 'a positive number', String(clipValue));
+    super();
   }
 
   apply(w: Tensor): Tensor {
@@ -31,22 +31,21 @@ export class XnorSign implements Quantizer {
   }
 
   static fromConfig(c: QuantizerConfig): XnorSign {
-    return new XnorSign(c.clipValue === undefined ? 1 : Number(c.clipValue));
+    return new XnorSign(numOption(c, 'clipValue', 1, (v) => v > 0));
   }
 }
 
-/** mean |W| over all axes but 0, shaped [C, 1, 1, …] to broadcast against W. */
+/** mean |W| over all axes but 0, shaped [C, 1, 1, …] to broadcast against W (no gradient). */
 export function channelMeanAbs(w: Tensor): Tensor {
   if (w.rank === 0) fail('xnor_sign', 'a tensor of rank >= 1', `shape ${fmtShape(w.shape)}`);
   const C = w.rank === 1 ? 1 : w.shape[0]!;
   const per = w.size / C;
-  const v = abs(w).f32();
+  const v = w.f32();
   const out = new Float32Array(C);
   for (let c = 0; c < C; c++) {
     let s = 0;
-    for (let j = 0; j < per; j++) s += v[c * per + j]!;
+    for (let j = 0; j < per; j++) s += Math.abs(v[c * per + j]!);
     out[c] = s / per;
   }
   return wrap(out, w.rank === 1 ? [1] : [C, ...Array(w.rank - 1).fill(1)]);
 }
-

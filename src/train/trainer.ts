@@ -19,7 +19,10 @@ import { resolveConfig, type TrainConfig } from './config.js';
 export interface EpochStats {
   epoch: number;
   epochs: number;
+  /** Mean training loss, including any auxiliary term (`auxLoss`). */
   loss: number;
+  /** Mean auxiliary loss the model adds through its gradients only (ReBNN's reconstruction term); 0 if none. */
+  auxLoss: number;
   trainAcc: number;
   testAcc: number;
   lr: number;
@@ -131,6 +134,7 @@ export function train(partial: Partial<TrainConfig>, opts: TrainOptions = {}): T
 
   if (resumed) restore(resumed.ck, resumed.meta, model, optimizer);
   const flips = new FlipTracker(model);
+  const modules = model.namedModules().map(([, m]) => m);
   const cb = opts.callbacks ?? {};
   cb.onTrainStart?.({ config, startEpoch, numBatches, model });
   if (opts.outDir) {
@@ -145,8 +149,9 @@ export function train(partial: Partial<TrainConfig>, opts: TrainOptions = {}): T
     cb.onEpochStart?.(epoch + 1);
     model.train();
     flips.resetEpoch();
+    for (const m of modules) m.onEpochStart(epoch, config.epochs);
     const t0 = performance.now();
-    let lossSum = 0, correct = 0, seen = 0, batch = 0, lr = 0;
+    let lossSum = 0, auxSum = 0, correct = 0, seen = 0, batch = 0, lr = 0;
     for (const { x, y } of trainLoader.batches()) {
       const step = epoch * numBatches + batch;
       optimizer.setLrFactor(schedule.factor(step, totalSteps));
@@ -157,11 +162,17 @@ export function train(partial: Partial<TrainConfig>, opts: TrainOptions = {}): T
       optimizer.step();
       optimizer.zeroGrad();
       flips.update();
-      const l = loss.item();
+      let aux = 0;
+      for (const m of modules) {
+        aux += m.auxLoss();
+        m.afterStep();
+      }
+      const l = loss.item() + aux;
       if (!Number.isFinite(l)) {
         throw new OnebitError(`train: expected a finite loss, but got ${l} at epoch ${epoch + 1}, batch ${batch + 1}. Lower --lr.`);
       }
       lossSum += l * y.length;
+      auxSum += aux * y.length;
       correct += countCorrect(logits, y);
       seen += y.length;
       batch++;
@@ -172,7 +183,7 @@ export function train(partial: Partial<TrainConfig>, opts: TrainOptions = {}): T
     const testAcc = evaluate(model, testLoader);
     const fr = flips.epochRate();
     const stats: EpochStats = {
-      epoch: epoch + 1, epochs: config.epochs, loss: lossSum / seen, trainAcc: correct / seen, testAcc, lr,
+      epoch: epoch + 1, epochs: config.epochs, loss: lossSum / seen, auxLoss: auxSum / seen, trainAcc: correct / seen, testAcc, lr,
       imagesPerSec: seen / seconds, flipRate: fr.model, flipRateLayers: fr.layers, seconds,
     };
     history.push(stats);
