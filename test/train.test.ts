@@ -45,6 +45,13 @@ test('train: same seed → bit-identical runs; resume after an interruption equa
   const rest = train({}, { outDir: out, resume: path.join(out, 'last.ckpt') });
   assert.deepEqual(rest.history.map((h) => h.loss), a.history.map((h) => h.loss)); // bit-identical floats
   assert.deepEqual(rest.history.map((h) => h.flipRate), a.history.map((h) => h.flipRate));
+  assert.deepEqual(rest.history.map((h) => h.oscillationRate), a.history.map((h) => h.oscillationRate));
+  assert.deepEqual(rest.history.map((h) => h.initFlip), a.history.map((h) => h.initFlip));
+  const flipLines = fs.readFileSync(path.join(out, 'flips.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(flipLines.map((l) => l.epoch), [1, 2, 3]);
+  assert.equal(flipLines[2].frSteps.length, 12); // 600 images / batch 50
+  assert.deepEqual(Object.keys(flipLines[2].layers), ['3', '5']);
+  assert.equal(flipLines[2].layers['3'].hist.counts.reduce((x: number, y: number) => x + y, 0), 32 * 32);
   assert.deepEqual(Array.from(rest.model.parameters()[2]!.f32()), Array.from(a.model.parameters()[2]!.f32()));
   fs.rmSync(out, { recursive: true, force: true });
 });

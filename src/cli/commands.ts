@@ -14,12 +14,13 @@ const flip = (x: number) => x.toExponential(2).replace('e+0', 'e-0');
 export function formatEpoch(s: EpochStats): string {
   return [
     `epoch ${s.epoch}/${s.epochs}`,
-    `loss ${s.loss.toFixed(4)}`,
+    `loss ${s.loss.toFixed(4)}` + (s.auxLoss ? ` (rec ${s.auxLoss.toExponential(2)})` : ''),
     `train acc ${pct(s.trainAcc)}`,
     `test acc ${pct(s.testAcc)}`,
     `lr ${s.lr.toExponential(2)}`,
     `${Math.round(s.imagesPerSec)} img/s`,
     `flip ${flip(s.flipRate)}`,
+    `osc ${flip(s.oscillationRate)}`,
     `${s.seconds.toFixed(1)} s`,
   ].join('  ');
 }

@@ -30,6 +30,10 @@ export interface EpochStats {
   /** Mean per-step flip rate FR(t) of all binary layers' latent weights over the epoch. */
   flipRate: number;
   flipRateLayers: Record<string, number>;
+  /** Mean sequential-oscillation rate SO(t) (flip, then flip straight back) over the epoch. */
+  oscillationRate: number;
+  /** Fraction of binary weights whose sign differs from initialisation (RBNN's notion). */
+  initFlip: number;
   seconds: number;
 }
 
@@ -132,8 +136,8 @@ export function train(partial: Partial<TrainConfig>, opts: TrainOptions = {}): T
   const totalSteps = config.epochs * numBatches;
   const schedule = makeSchedule(config, numBatches);
 
-  if (resumed) restore(resumed.ck, resumed.meta, model, optimizer);
   const flips = new FlipTracker(model);
+  if (resumed) restore(resumed.ck, resumed.meta, model, optimizer, flips);
   const modules = model.namedModules().map(([, m]) => m);
   const cb = opts.callbacks ?? {};
   cb.onTrainStart?.({ config, startEpoch, numBatches, model });
@@ -184,11 +188,12 @@ export function train(partial: Partial<TrainConfig>, opts: TrainOptions = {}): T
     const fr = flips.epochRate();
     const stats: EpochStats = {
       epoch: epoch + 1, epochs: config.epochs, loss: lossSum / seen, auxLoss: auxSum / seen, trainAcc: correct / seen, testAcc, lr,
-      imagesPerSec: seen / seconds, flipRate: fr.model, flipRateLayers: fr.layers, seconds,
+      imagesPerSec: seen / seconds, flipRate: fr.model, flipRateLayers: fr.layers, oscillationRate: fr.so, initFlip: fr.initFlip, seconds,
     };
     history.push(stats);
     if (opts.outDir) {
-      const ck = makeCheckpoint(config, epoch + 1, model, optimizer, history);
+      appendFlipLog(opts.outDir, epoch + 1, flips);
+      const ck = makeCheckpoint(config, epoch + 1, model, optimizer, history, flips);
       const last = path.join(opts.outDir, 'last.ckpt');
       saveCheckpoint(last, ck);
       cb.onCheckpoint?.(last);
@@ -222,8 +227,9 @@ function countCorrect(logits: Tensor, y: Int32Array): number {
   return c;
 }
 
-function makeCheckpoint(config: TrainConfig, epoch: number, model: Module, optimizer: Optimizer, history: EpochStats[]): CheckpointData {
+function makeCheckpoint(config: TrainConfig, epoch: number, model: Module, optimizer: Optimizer, history: EpochStats[], flips: FlipTracker): CheckpointData {
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [name, data] of flips.state()) tensors.set(`flips.${name}`, { shape: [data.length], data });
   for (const [name, t] of model.stateDict()) tensors.set(`model.${name}`, { shape: [...t.shape], data: t.f32() });
   const sd = optimizer.stateDict();
   for (const [key, buf] of Object.entries(sd.buffers)) tensors.set(`optim.${key}`, { shape: [buf.length], data: buf });
@@ -242,13 +248,31 @@ function checkMeta(ck: CheckpointData, file: string): Meta {
   return m as Meta;
 }
 
-function restore(ck: CheckpointData, meta: Meta, model: Module, optimizer: Optimizer): void {
+/**
+ * flips.jsonl: one line per epoch with per-layer flip statistics (FR, SO, init flip, latent-weight
+ * histogram) and the model-wide FR(t) of every step. Lines past `epoch` (from a run that was killed
+ * and resumed) are dropped before appending.
+ */
+function appendFlipLog(outDir: string, epoch: number, flips: FlipTracker): void {
+  if (!flips.hasBinaryLayers) return;
+  const file = path.join(outDir, 'flips.jsonl');
+  const kept = fs.existsSync(file)
+    ? fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() && (JSON.parse(l) as { epoch: number }).epoch < epoch)
+    : [];
+  kept.push(JSON.stringify({ epoch, layers: flips.layerStats(), frSteps: flips.stepRates() }));
+  writeFileAtomic(file, kept.join('\n') + '\n');
+}
+
+function restore(ck: CheckpointData, meta: Meta, model: Module, optimizer: Optimizer, flips: FlipTracker): void {
   const modelState = new Map<string, Float32Array>();
   const buffers: Record<string, Float32Array> = {};
+  const flipState = new Map<string, Float32Array>();
   for (const [name, t] of ck.tensors) {
     if (name.startsWith('model.')) modelState.set(name.slice(6), t.data);
     else if (name.startsWith('optim.')) buffers[name.slice(6)] = t.data;
+    else if (name.startsWith('flips.')) flipState.set(name.slice(6), t.data);
   }
+  flips.loadState(flipState);
   model.loadStateDict(modelState);
   optimizer.loadStateDict({ ...meta.optimizer, buffers } as Parameters<Optimizer['loadStateDict']>[0]);
   rng().setState(meta.rng);
