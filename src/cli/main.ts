@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `onebit` command line: `onebit train`, `onebit eval`. Bad flags or values print one error
+ * The `onebit` command line: `onebit train`, `onebit eval`, `onebit summary`. Bad flags or values print one error
  * and exit with status 2; runtime failures exit with 1.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
@@ -8,7 +8,7 @@ import '../index.js';
 import { OnebitError } from '../core/errors.js';
 import { methodNames } from '../models/methods.js';
 import { DEFAULT_CONFIG } from '../train/config.js';
-import { runEval, runTrain } from './commands.js';
+import { runEval, runSummary, runTrain } from './commands.js';
 
 function int(name: string) {
   return (v: string): number => {
@@ -65,6 +65,14 @@ program
   .argument('<checkpoint>', 'checkpoint file (last.ckpt, best.ckpt) or run folder')
   .option('--data-dir <dir>', 'folder with the dataset files (default: the one used in training)')
   .action((ckpt, opts) => runEval(ckpt, opts));
+
+program
+  .command('summary')
+  .description('Print a bit-aware model summary (Larq-style): per-layer precision, 1-/32-bit parameters, memory and MACs.')
+  .addOption(new Option('--arch <name>', 'architecture: mlp, cnn (MNIST, input 1x28x28) or resnet18 (CIFAR, input 3x32x32)').choices(['mlp', 'cnn', 'resnet18']).default(d.arch))
+  .addOption(new Option('--method <name>', 'binarization method preset').choices(methodNames()).default(d.method))
+  .option('--hidden <n>', 'hidden width of the MLP', int('--hidden'), d.hidden)
+  .action((opts) => runSummary(opts));
 
 try {
   await program.parseAsync(process.argv);

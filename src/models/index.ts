@@ -5,6 +5,7 @@ import { mnistModel } from './mnist.js';
 
 export { methodNames, methodPreset, type MethodPreset } from './methods.js';
 export { mnistModel } from './mnist.js';
+export { BiRealBlock, ResNet18, resnet18, type ResNet18Options } from './resnet18.js';
 
 /** The network a training config describes (same config → same architecture and parameter names). */
 export function buildModel(config: Pick<TrainConfig, 'dataset' | 'arch' | 'method' | 'hidden'>): Sequential {

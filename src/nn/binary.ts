@@ -7,6 +7,9 @@ import { createQuantizer, type Quantizer, type QuantizerConfig, type QuantizerCo
 import { uniformInit } from './init.js';
 import { checkFeatures, pair, type Conv2dOptions } from './layers.js';
 import { Module } from './module.js';
+import type { WeightClip } from './weight_clip.js';
+
+export { WeightClip } from './weight_clip.js';
 
 export type QuantizerSpec = string | QuantizerConfig | Quantizer | null;
 
@@ -15,6 +18,8 @@ export interface BinaryLayerOptions {
   inputQuantizer?: QuantizerSpec;
   /** Quantizer of the latent float weights; null keeps them real. Default "ste_sign". */
   kernelQuantizer?: QuantizerSpec;
+  /** Constraint on the latent float weights, applied in place after every optimizer step (`afterStep`), e.g. Larq's WeightClip. Default none. */
+  kernelConstraint?: WeightClip | null;
 }
 
 /**
@@ -25,6 +30,7 @@ export interface BinaryLayer {
   readonly weight: Tensor;
   readonly inputQuantizer: Quantizer | null;
   readonly kernelQuantizer: Quantizer | null;
+  readonly kernelConstraint: WeightClip | null;
 }
 
 export function isBinaryLayer(m: Module): m is Module & BinaryLayer {
@@ -42,6 +48,7 @@ export class BinaryLinear extends Module implements BinaryLayer {
   readonly bias: Tensor | null;
   readonly inputQuantizer: Quantizer | null;
   readonly kernelQuantizer: Quantizer | null;
+  readonly kernelConstraint: WeightClip | null;
 
   constructor(readonly inFeatures: number, readonly outFeatures: number, opts: BinaryLayerOptions & { bias?: boolean } = {}) {
     super();
@@ -52,6 +59,13 @@ export class BinaryLinear extends Module implements BinaryLayer {
     const kq = quantizerOf(opts.kernelQuantizer, { role: 'kernel', channels: outFeatures });
     this.inputQuantizer = iq && this.registerModule('inputQuantizer', iq);
     this.kernelQuantizer = kq && this.registerModule('kernelQuantizer', kq);
+    this.kernelConstraint = opts.kernelConstraint ?? null;
+  }
+
+  /** Applies `kernelConstraint` (if any) to the latent weights after each optimizer step. */
+  override afterStep(): void {
+    super.afterStep();
+    this.kernelConstraint?.apply(this.weight);
   }
 
   forward(x: Tensor): Tensor {
@@ -78,6 +92,7 @@ export class BinaryConv2d extends Module implements BinaryLayer {
   readonly bias: Tensor | null;
   readonly inputQuantizer: Quantizer | null;
   readonly kernelQuantizer: Quantizer | null;
+  readonly kernelConstraint: WeightClip | null;
   readonly kernelSize: [number, number];
   readonly padValue: number;
 
@@ -103,6 +118,13 @@ export class BinaryConv2d extends Module implements BinaryLayer {
     const kq = quantizerOf(opts.kernelQuantizer, { role: 'kernel', channels: outChannels });
     this.inputQuantizer = iq && this.registerModule('inputQuantizer', iq);
     this.kernelQuantizer = kq && this.registerModule('kernelQuantizer', kq);
+    this.kernelConstraint = opts.kernelConstraint ?? null;
+  }
+
+  /** Applies `kernelConstraint` (if any) to the latent weights after each optimizer step. */
+  override afterStep(): void {
+    super.afterStep();
+    this.kernelConstraint?.apply(this.weight);
   }
 
   forward(x: Tensor): Tensor {

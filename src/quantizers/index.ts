@@ -2,10 +2,30 @@ import { fail } from '../core/errors.js';
 import { Quantizer, type QuantizerConfig, type QuantizerContext } from './quantizer.js';
 import { SteSign } from './ste_sign.js';
 import { XnorSign } from './xnor_sign.js';
+import { SabnnSign } from './sabnn_sign.js';
+import { AdaBinWeight } from './adabin_weight.js';
+import { AdaBinAct } from './adabin_act.js';
+import { ApproxSign } from './approx_sign.js';
+import { SwishSign } from './swish_sign.js';
+import { MagnitudeAwareSign } from './magnitude_aware_sign.js';
+import { EdeSign } from './ede_sign.js';
+import { RSign } from './rsign.js';
+import { SteTern } from './ste_tern.js';
+import { DoReFa } from './dorefa.js';
 
 export { Quantizer, numOption, type QuantizerConfig, type QuantizerContext } from './quantizer.js';
 export { SteSign } from './ste_sign.js';
 export { XnorSign, channelMeanAbs } from './xnor_sign.js';
+export { SabnnSign, type SabnnVariant } from './sabnn_sign.js';
+export { AdaBinWeight, adabinEqualize, adabinEdeSchedule, ADABIN_VAR_FLOOR } from './adabin_weight.js';
+export { AdaBinAct, type AdaBinActForm } from './adabin_act.js';
+export { ApproxSign, approxSignDerivative, approxSignBackward } from './approx_sign.js';
+export { SwishSign, swishSignDerivative } from './swish_sign.js';
+export { MagnitudeAwareSign } from './magnitude_aware_sign.js';
+export { EdeSign } from './ede_sign.js';
+export { RSign } from './rsign.js';
+export { SteTern } from './ste_tern.js';
+export { DoReFa, roundHalfEven, type DoReFaMode } from './dorefa.js';
 
 type Factory = (c: QuantizerConfig, ctx: QuantizerContext) => Quantizer;
 type Role = QuantizerContext['role'];
@@ -22,6 +42,18 @@ const BOTH: readonly Role[] = ['input', 'kernel'];
 const REGISTRY: Readonly<Record<string, Entry>> = {
   ste_sign: { make: SteSign.fromConfig, roles: BOTH },
   xnor_sign: { make: XnorSign.fromConfig, roles: ['kernel'] },
+  sabnn_sign: { make: SabnnSign.fromConfig, roles: ['kernel'] },
+  adabin_weight: { make: AdaBinWeight.fromConfig, roles: ['kernel'] },
+  adabin_act: { make: AdaBinAct.fromConfig, roles: ['input'] },
+  approx_sign: { make: ApproxSign.fromConfig, roles: BOTH },
+  swish_sign: { make: SwishSign.fromConfig, roles: BOTH },
+  magnitude_aware_sign: { make: MagnitudeAwareSign.fromConfig, roles: ['kernel'] },
+  ede_sign: { make: EdeSign.fromConfig, roles: BOTH },
+  rsign: { make: RSign.fromConfig, roles: ['input'] },
+  ste_tern: { make: SteTern.fromConfig, roles: BOTH },
+  // One alias, both roles: mode "activations" is the input role, mode "weights" the kernel role
+  // (the mode defaults to the role's; a mismatch is an error in DoReFa.fromConfig).
+  dorefa: { make: DoReFa.fromConfig, roles: BOTH },
 };
 
 export function quantizerAliases(): string[] {
