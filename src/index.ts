@@ -23,6 +23,8 @@ export * from './quantizers/index.js';
 export * from './optim/index.js';
 export * from './data/index.js';
 export { FlipTracker } from './metrics/flips.js';
+export { summary, formatSummary, type ModelSummary, type LayerSummary } from './metrics/summary.js';
+export { resnet18, ResNet18, BiRealBlock, type ResNet18Options } from './models/resnet18.js';
 export { buildModel, methodNames, methodPreset, mnistModel, type MethodPreset } from './models/index.js';
 export { train, evaluate, loadTrainedModel, type EpochStats, type TrainCallbacks, type TrainOptions, type TrainResult } from './train/trainer.js';
 export { DEFAULT_CONFIG, resolveConfig, type TrainConfig } from './train/config.js';

@@ -2,7 +2,8 @@ import { fail } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
 import { add } from '../ops/elementwise.js';
 import { BinaryConv2d } from '../nn/binary.js';
-import { AvgPool2d, BatchNorm2d, Conv2d, GlobalAvgPool2d, Linear, PReLU } from '../nn/layers.js';
+import { AvgPool2d, BatchNorm2d, Conv2d, GlobalAvgPool2d, Linear } from '../nn/layers.js';
+import { RPReLU } from '../nn/react.js';
 import { Module, Sequential } from '../nn/module.js';
 import type { MethodPreset } from './methods.js';
 
@@ -14,7 +15,7 @@ import type { MethodPreset } from './methods.js';
  *           of stages 2–4 → 16 binary 3×3 convs, each with a real shortcut around it
  *   head:   global average pool → real Linear(512, numClasses)
  *
- * Real-valued (32-bit): stem conv, downsample 1×1 convs, FC, every BN / PReLU parameter and the
+ * Real-valued (32-bit): stem conv, downsample 1×1 convs, FC, every BN / RPReLU parameter and the
  * residual stream. The binary convs pad with zeros (padValue 0), as the official ReActNet and
  * Bi-Real codes do (`nn.Conv2d(padding=1)` applied to the signed input): the border holds 0, not ±1.
  */
@@ -30,13 +31,13 @@ export interface ResNet18Options {
  *   y = act(BN(BinaryConv3x3(q_in(x), stride)) + r)
  *
  * q_in is the preset's input quantizer (e.g. ste_sign, or RSign with its learnable bias), held by
- * the binary conv. `act` is PReLU(Cout), a stand-in for ReActNet's RPReLU (bias → PReLU → bias).
+ * the binary conv. `act` is ReActNet's RPReLU(Cout) (learnable bias → PReLU → learnable bias).
  */
 export class BiRealBlock extends Module {
   readonly downsample: Sequential | null;
   readonly conv: BinaryConv2d;
   readonly bn: BatchNorm2d;
-  readonly act: Module;
+  readonly act: RPReLU;
 
   constructor(readonly inChannels: number, readonly outChannels: number, readonly stride: number, method: MethodPreset) {
     super();
@@ -62,8 +63,7 @@ export class BiRealBlock extends Module {
       }),
     );
     this.bn = this.registerModule('bn', new BatchNorm2d(outChannels));
-    // TODO: RPReLU (src/nn/react.ts) once it lands; PReLU(C) has the same per-channel slope.
-    this.act = this.registerModule('act', new PReLU(outChannels));
+    this.act = this.registerModule('act', new RPReLU(outChannels));
   }
 
   forward(x: Tensor): Tensor {

@@ -30,7 +30,6 @@ export interface BinaryLayer {
   readonly weight: Tensor;
   readonly inputQuantizer: Quantizer | null;
   readonly kernelQuantizer: Quantizer | null;
-  readonly kernelConstraint: WeightClip | null;
 }
 
 export function isBinaryLayer(m: Module): m is Module & BinaryLayer {
@@ -56,7 +55,7 @@ export class BinaryLinear extends Module implements BinaryLayer {
     this.bias = opts.bias ? this.registerParameter('bias', uniformInit([outFeatures], inFeatures)) : null;
     // Registered as children: learnable quantizer state trains and saves with the layer.
     const iq = quantizerOf(opts.inputQuantizer, { role: 'input', channels: inFeatures });
-    const kq = quantizerOf(opts.kernelQuantizer, { role: 'kernel', channels: outFeatures });
+    const kq = quantizerOf(opts.kernelQuantizer, { role: 'kernel', channels: outFeatures, shape: this.weight.shape });
     this.inputQuantizer = iq && this.registerModule('inputQuantizer', iq);
     this.kernelQuantizer = kq && this.registerModule('kernelQuantizer', kq);
     this.kernelConstraint = opts.kernelConstraint ?? null;
@@ -115,7 +114,7 @@ export class BinaryConv2d extends Module implements BinaryLayer {
     this.bias = opts.bias ? this.registerParameter('bias', uniformInit([outChannels], fanIn)) : null;
     // Registered as children: learnable quantizer state trains and saves with the layer.
     const iq = quantizerOf(opts.inputQuantizer, { role: 'input', channels: inChannels });
-    const kq = quantizerOf(opts.kernelQuantizer, { role: 'kernel', channels: outChannels });
+    const kq = quantizerOf(opts.kernelQuantizer, { role: 'kernel', channels: outChannels, shape: this.weight.shape });
     this.inputQuantizer = iq && this.registerModule('inputQuantizer', iq);
     this.kernelQuantizer = kq && this.registerModule('kernelQuantizer', kq);
     this.kernelConstraint = opts.kernelConstraint ?? null;

@@ -2,6 +2,7 @@ import { fail } from '../core/errors.js';
 import { Quantizer, type QuantizerConfig, type QuantizerContext } from './quantizer.js';
 import { SteSign } from './ste_sign.js';
 import { XnorSign } from './xnor_sign.js';
+import { RebnnWeight } from './rebnn_weight.js';
 import { SabnnSign } from './sabnn_sign.js';
 import { AdaBinWeight } from './adabin_weight.js';
 import { AdaBinAct } from './adabin_act.js';
@@ -16,6 +17,7 @@ import { DoReFa } from './dorefa.js';
 export { Quantizer, numOption, type QuantizerConfig, type QuantizerContext } from './quantizer.js';
 export { SteSign } from './ste_sign.js';
 export { XnorSign, channelMeanAbs } from './xnor_sign.js';
+export { RebnnWeight, type RebnnInit, type RebnnOptions, type RebnnStats, type ShapedQuantizerContext } from './rebnn_weight.js';
 export { SabnnSign, type SabnnVariant } from './sabnn_sign.js';
 export { AdaBinWeight, adabinEqualize, adabinEdeSchedule, ADABIN_VAR_FLOOR } from './adabin_weight.js';
 export { AdaBinAct, type AdaBinActForm } from './adabin_act.js';
@@ -42,6 +44,7 @@ const BOTH: readonly Role[] = ['input', 'kernel'];
 const REGISTRY: Readonly<Record<string, Entry>> = {
   ste_sign: { make: SteSign.fromConfig, roles: BOTH },
   xnor_sign: { make: XnorSign.fromConfig, roles: ['kernel'] },
+  rebnn_weight: { make: RebnnWeight.fromConfig, roles: ['kernel'] },
   sabnn_sign: { make: SabnnSign.fromConfig, roles: ['kernel'] },
   adabin_weight: { make: AdaBinWeight.fromConfig, roles: ['kernel'] },
   adabin_act: { make: AdaBinAct.fromConfig, roles: ['input'] },

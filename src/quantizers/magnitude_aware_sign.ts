@@ -25,11 +25,12 @@ export class MagnitudeAwareSign extends Quantizer {
 
   apply(w: Tensor): Tensor {
     const c = this.clipValue;
+    let alpha: Tensor | null = null; // [C, 1, …], computed once at the forward and reused by the backward
     return customGrad(
       'magnitude_aware_sign',
       [w],
-      ([v]) => mul(sign(v!), channelMeanAbs(v!)),
-      (g, [v]) => [mul(mul(g, greaterEqual(c, abs(v!))), channelMeanAbs(v!))],
+      ([v]) => mul(sign(v!), (alpha = channelMeanAbs(v!))),
+      (g, [v]) => [mul(mul(g, greaterEqual(c, abs(v!))), alpha!)],
     );
   }
 

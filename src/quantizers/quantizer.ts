@@ -42,6 +42,8 @@ export interface QuantizerConfig {
 export interface QuantizerContext {
   role: 'input' | 'kernel';
   channels: number;
+  /** The shape of the tensor to quantize when known up front (kernel role: the weight's shape). */
+  shape?: readonly number[];
 }
 
 /** Read an optional numeric option from a config, with a clear error for a bad value. */
