@@ -3,7 +3,7 @@ import type { TrainConfig } from '../train/config.js';
 import { methodPreset } from './methods.js';
 import { mnistModel } from './mnist.js';
 
-export { methodNames, methodPreset, type MethodPreset } from './methods.js';
+export { methodActivation, methodNames, methodPreset, type MethodPreset } from './methods.js';
 export { mnistModel } from './mnist.js';
 export { BiRealBlock, ResNet18, resnet18, type ResNet18Options } from './resnet18.js';
 

@@ -1,30 +1,109 @@
 import { fail } from '../core/errors.js';
 import type { QuantizerConfig } from '../quantizers/index.js';
+import { PReLU } from '../nn/layers.js';
+import type { Module } from '../nn/module.js';
+import { Maxout, RPReLU } from '../nn/react.js';
+
+/** The non-linearity a method puts after each batch norm of the binary part (none: sign is the non-linearity). */
+export type MethodActivation = 'none' | 'prelu' | 'rprelu' | 'maxout';
 
 /**
- * A method preset picks the quantizers (and later the non-linearities and defaults) of a binary
- * network, so a user names a method instead of wiring quantizers by hand.
+ * A method preset picks the quantizers and non-linearities of a binary network, so a user names a
+ * method instead of wiring quantizers by hand (they can still pass quantizers to the layers).
+ * Source of every choice: ../shared/docs/methods.md (section in each description).
  */
 export interface MethodPreset {
   name: string;
   description: string;
   inputQuantizer: QuantizerConfig;
   kernelQuantizer: QuantizerConfig;
+  activation: MethodActivation;
+  /** Set when the method is a reconstruction and its numbers must not be reported as the paper's. */
+  reconstruction?: string;
 }
 
+const preset = (p: MethodPreset): MethodPreset => p;
+
 const PRESETS: Readonly<Record<string, MethodPreset>> = {
-  ste: {
+  ste: preset({
     name: 'ste',
-    description: 'sign with the clipped straight-through estimator for weights and activations (BNN, Hubara et al. 2016)',
+    description: 'BNN (Hubara et al. 2016): sign with the clipped straight-through estimator for weights and activations (§1.1)',
     inputQuantizer: { alias: 'ste_sign' },
     kernelQuantizer: { alias: 'ste_sign' },
-  },
-  xnor: {
+    activation: 'none',
+  }),
+  xnor: preset({
     name: 'xnor',
-    description: 'ste_sign activations; weights α·sign(W) with XNOR-Net per-channel α = mean|W| (detached)',
+    description: 'XNOR-Net: ste_sign activations; weights α·sign(W), α = per-channel mean|W| (detached) (§1.2)',
     inputQuantizer: { alias: 'ste_sign' },
     kernelQuantizer: { alias: 'xnor_sign' },
-  },
+    activation: 'none',
+  }),
+  bireal: preset({
+    name: 'bireal',
+    description: 'Bi-Real Net: ApproxSign activations; magnitude-aware weights α·sign(W) with α in the gradient (§1.1–1.2)',
+    inputQuantizer: { alias: 'approx_sign' },
+    kernelQuantizer: { alias: 'magnitude_aware_sign' },
+    activation: 'none',
+  }),
+  irnet: preset({
+    name: 'irnet',
+    description: 'IR-Net: error decay estimator (EDE) for weights and activations, t: 1e-3 → 10 per epoch (§1.1, §3.2); Libra-PB weight balancing not included',
+    inputQuantizer: { alias: 'ede_sign' },
+    kernelQuantizer: { alias: 'ede_sign' },
+    activation: 'none',
+  }),
+  reactnet: preset({
+    name: 'reactnet',
+    description: 'ReActNet: RSign (learnable per-channel threshold, ApproxSign), XNOR-scaled weights, RPReLU (§1.3)',
+    inputQuantizer: { alias: 'rsign' },
+    kernelQuantizer: { alias: 'xnor_sign' },
+    activation: 'rprelu',
+  }),
+  sabnn: preset({
+    name: 'sabnn',
+    description: 'SA-BNN reconstruction, reading B: learnable per-channel state-aware scales τ+/τ−, ApproxSign activations (§2.3)',
+    inputQuantizer: { alias: 'approx_sign' },
+    kernelQuantizer: { alias: 'sabnn_sign', variant: 'B' },
+    activation: 'none',
+    reconstruction: "SA-BNN's exact rule is not public; this is a reconstruction (methods.md §2.3). Do not report its numbers as SA-BNN's.",
+  }),
+  'sabnn-a': preset({
+    name: 'sabnn-a',
+    description: 'SA-BNN reconstruction, reading A: fixed per-state gradient coefficients (ρ = τ−/τ+ = 0.8), ApproxSign activations (§2.3)',
+    inputQuantizer: { alias: 'approx_sign' },
+    kernelQuantizer: { alias: 'sabnn_sign', variant: 'A' },
+    activation: 'none',
+    reconstruction: "SA-BNN's exact rule is not public; this is a reconstruction (methods.md §2.3). Do not report its numbers as SA-BNN's.",
+  }),
+  adabin: preset({
+    name: 'adabin',
+    description: 'AdaBin (official code form): learnable α/β activation sets, equalized weights (mean/std, not detached, EDE), Maxout (§3)',
+    inputQuantizer: { alias: 'adabin_act', form: 'code' },
+    kernelQuantizer: { alias: 'adabin_weight' },
+    activation: 'maxout',
+  }),
+  'adabin-paper': preset({
+    name: 'adabin-paper',
+    description: "AdaBin with the paper's activation form B(x) = β + α·sign(x − β) (§3.3)",
+    inputQuantizer: { alias: 'adabin_act', form: 'paper' },
+    kernelQuantizer: { alias: 'adabin_weight' },
+    activation: 'maxout',
+  }),
+  rebnn: preset({
+    name: 'rebnn',
+    description: 'ReBNN (paper-faithful): RSign, learned per-channel α, balanced reconstruction gradient with adaptive γ, RPReLU (§4)',
+    inputQuantizer: { alias: 'rsign' },
+    kernelQuantizer: { alias: 'rebnn_weight', gamma: 'adaptive' },
+    activation: 'rprelu',
+  }),
+  'rebnn-code': preset({
+    name: 'rebnn-code',
+    description: "ReBNN as released: constant γ = 2e-4 (the code's round_pass bug), c0 = 0.02, randn-initialised scale, no STE clipping (§4.4)",
+    inputQuantizer: { alias: 'rsign' },
+    kernelQuantizer: { alias: 'rebnn_weight', gamma: 2e-4, c0: 0.02, init: 'randn', steClip: false },
+    activation: 'rprelu',
+  }),
 };
 
 export function methodNames(): string[] {
@@ -35,4 +114,14 @@ export function methodPreset(name: string): MethodPreset {
   const p = Object.hasOwn(PRESETS, name) ? PRESETS[name] : undefined;
   if (!p) fail('method', `one of ${methodNames().join(', ')}`, JSON.stringify(name));
   return p;
+}
+
+/** The preset's non-linearity for `channels` channels, or null for none. */
+export function methodActivation(method: MethodPreset, channels: number): Module | null {
+  switch (method.activation) {
+    case 'none': return null;
+    case 'prelu': return new PReLU(channels);
+    case 'rprelu': return new RPReLU(channels);
+    case 'maxout': return new Maxout(channels);
+  }
 }
