@@ -5,7 +5,7 @@ import { Tensor, tensor } from '../src/core/tensor.js';
 import { backward } from '../src/autograd/tape.js';
 import { mul, tanh } from '../src/ops/elementwise.js';
 import { sum } from '../src/ops/reduce.js';
-import { adabinEdeSchedule, adabinEqualize, AdaBinWeight, createQuantizer, type Quantizer, type QuantizerConfig, SabnnSign } from '../src/quantizers/index.js';
+import { edeSchedule, adabinEqualize, AdaBinWeight, createQuantizer, type Quantizer, type QuantizerConfig, SabnnSign } from '../src/quantizers/index.js';
 import { assertClose, gradcheck, paramGradcheck, randTensor } from './util/gradcheck.js';
 
 function leaf(t: Tensor): Tensor {
@@ -167,7 +167,7 @@ test('adabin_weight: EDE schedule t/k at epochs 0, E/2, E−1 (and defaults befo
   assertClose([q.t.item(), q.k.item()], [0.1, 10], 0, 1e-6, 'epoch E/2');
   q.onEpochStart(E - 1, E);
   assertClose([q.t.item(), q.k.item()], [10 ** 0.5, 1], 0, 1e-6, 'epoch E-1');
-  assert.deepEqual(adabinEdeSchedule(E - 1, E), { t: 10 ** (-3 + (4 * 7) / 8), k: 1 });
+  assert.deepEqual(edeSchedule(E - 1, E), { t: 10 ** (-3 + (4 * 7) / 8), k: 1 });
   // t/k are buffers: they travel with the state dict
   const q2 = kernel('adabin_weight', 1);
   q2.loadStateDict(q.stateDict());

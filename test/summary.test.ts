@@ -42,9 +42,9 @@ test('summary: MNIST mlp (H = 256, ste) — hand-counted parameters, memory and 
   assert.equal(s.other, null);
 });
 
-test('summary: resnet18 (CIFAR, xnor and ste) — totals from the architecture formula', () => {
+test('summary: resnet18 (CIFAR, xnor, ste and reactnet) — totals from the architecture formula', () => {
   // Binary 3×3 convs: [4,4,4,4] blocks, widths 64..512, stride 2 at the first block of stages 2–4.
-  let bin1 = 0, macs1 = 0, real32 = 0, macs32 = 0, buffers = 0;
+  let bin1 = 0, macs1 = 0, real32 = 0, macs32 = 0, buffers = 0, rsignBias = 0;
   let cin = 64, hw = 32;
   // Stem: Conv3x3(3, 64) without bias + BN(64).
   real32 += 3 * 64 * 9 + 4 * 64;
@@ -61,6 +61,7 @@ test('summary: resnet18 (CIFAR, xnor and ste) — totals from the architecture f
         buffers += 2 * c;
       }
       bin1 += cin * c * 9;
+      rsignBias += cin; // reactnet: RSign's learnable per-channel threshold on the conv input
       macs1 += c * ho * ho * cin * 9;
       real32 += 4 * c + 3 * c; // BN(c) after the binary conv + RPReLU(c): bias, PReLU slope, bias
       buffers += 2 * c;
@@ -89,6 +90,13 @@ test('summary: resnet18 (CIFAR, xnor and ste) — totals from the architecture f
     assert.equal(s.layers.filter((l) => l.type === 'BinaryConv2d').length, 16);
     assert.deepEqual(s.layers.at(-1)!.outputShape, [1, 10]);
   }
+  // reactnet = xnor weights + RSign (one 32-bit bias per input channel of each binary conv)
+  assert.equal(rsignBias, 4 * 64 + (64 + 3 * 128) + (128 + 3 * 256) + (256 + 3 * 512)); // 3392
+  const r = summary(resnet18(methodPreset('reactnet')), [1, 3, 32, 32]);
+  assert.deepEqual(r.paramsByBits, { 1: bin1, 32: real32 + rsignBias });
+  assert.equal(r.totalParams, 11198474);
+  assert.deepEqual(r.macsByBits, { 1: macs1, 32: macs32 });
+  assert.ok(Math.abs(r.compressionRatio - 20.13) < 0.005);
 });
 
 test('summary: float kernel → 32-bit params and MACs; model state and forward are restored', () => {

@@ -1,20 +1,15 @@
 import { fail } from '../core/errors.js';
 import { type Tensor, wrap } from '../core/tensor.js';
-import { abs, add, div, greater, mul, sign, sub } from '../ops/elementwise.js';
+import { add, div, mul, sign, sub } from '../ops/elementwise.js';
 import { customGrad } from '../ops/custom.js';
+import { approxSignBackward } from './approx_sign.js';
 import { Quantizer, type QuantizerConfig } from './quantizer.js';
 
 export type AdaBinActForm = 'code' | 'paper';
 
-/**
- * sign(v) (sign(0) = +1) with Bi-Real's ApproxSign backward (methods.md §1.1):
- * d/dv = 2 + 2v on [−1, 0), 2 − 2v on [0, 1), 0 elsewhere, i.e. 2·max(0, 1 − |v|).
- */
+/** sign(v) (sign(0) = +1) with Bi-Real's ApproxSign backward (methods.md §1.1). */
 function approxSign(v: Tensor): Tensor {
-  return customGrad('approx_sign', [v], ([x]) => sign(x!), (g, [x]) => {
-    const r = sub(1, abs(x!));
-    return [mul(g, mul(mul(r, greater(r, 0)), 2))];
-  });
+  return customGrad('approx_sign', [v], ([x]) => sign(x!), (g, [x]) => [approxSignBackward(g, x!)]);
 }
 
 /**

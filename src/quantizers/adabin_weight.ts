@@ -1,8 +1,8 @@
 import { fail, fmtShape } from '../core/errors.js';
 import { type Tensor, wrap } from '../core/tensor.js';
-import { add, div, maximum, mul, sign, sqrt, square, sub, tanh } from '../ops/elementwise.js';
-import { customGrad } from '../ops/custom.js';
+import { add, div, maximum, mul, sqrt, square, sub } from '../ops/elementwise.js';
 import { mean } from '../ops/reduce.js';
+import { edeSchedule, edeSign } from './ede_sign.js';
 import { numOption, Quantizer, type QuantizerConfig } from './quantizer.js';
 
 /**
@@ -29,11 +29,6 @@ export function adabinEqualize(w: Tensor, binarize: (u: Tensor) => Tensor): Tens
   return add(mul(alpha, binarize(u)), beta);
 }
 
-/** IR-Net's EDE schedule (methods.md §3.2) at the start of epoch e of E: t and k. */
-export function adabinEdeSchedule(epoch: number, epochs: number, tMin = 1e-3, tMax = 10): { t: number; k: number } {
-  const t = 10 ** (Math.log10(tMin) + ((Math.log10(tMax) - Math.log10(tMin)) * epoch) / epochs);
-  return { t, k: t < 1 ? 1 / t : 1 };
-}
 
 /**
  * `adabin_weight` — AdaBin's weight binarizer (Tu, Chen, Ren, Wang, "AdaBin: Improving Binary Neural
@@ -73,16 +68,14 @@ export class AdaBinWeight extends Quantizer {
 
   override onEpochStart(epoch: number, epochs: number): void {
     if (!this.progressive || !(epochs > 0)) return;
-    const { t, k } = adabinEdeSchedule(epoch, epochs, this.tMin, this.tMax);
+    const { t, k } = edeSchedule(epoch, epochs, this.tMin, this.tMax);
     (this.t.storage as Float32Array)[0] = t;
     (this.k.storage as Float32Array)[0] = k;
   }
 
   apply(w: Tensor): Tensor {
     const t = this.t.f32()[0]!, k = this.k.f32()[0]!;
-    return adabinEqualize(w, (u) =>
-      customGrad('adabin_ede_sign', [u], ([v]) => sign(v!), (g, [v]) => [mul(g, mul(sub(1, square(tanh(mul(v!, t)))), k * t))]),
-    );
+    return adabinEqualize(w, (u) => edeSign(u, t, k));
   }
 
   config(): QuantizerConfig {

@@ -40,24 +40,14 @@ export class EdeSign extends Quantizer {
   /** Set t and k for epoch `epoch` (0-based) of `epochs`. */
   override onEpochStart(epoch: number, epochs: number): void {
     if (!(epochs > 0)) return;
-    const lo = Math.log10(this.tMin), hi = Math.log10(this.tMax);
-    const t = 10 ** (lo + ((hi - lo) * epoch) / epochs);
+    const { t, k } = edeSchedule(epoch, epochs, this.tMin, this.tMax);
     (this.t.storage as Float32Array)[0] = t;
-    (this.k.storage as Float32Array)[0] = Math.max(1 / t, 1);
+    (this.k.storage as Float32Array)[0] = k;
   }
 
   apply(x: Tensor): Tensor {
     // t and k are read at the forward: the gradient uses the values its forward pass saw.
-    const t = this.t.item(), k = this.k.item();
-    return customGrad('ede_sign', [x], ([v]) => sign(v!), (g, [v]) => {
-      const gv = g.f32(), xv = v!.f32();
-      const out = new Float32Array(xv.length);
-      for (let i = 0; i < out.length; i++) {
-        const th = Math.tanh(t * xv[i]!);
-        out[i] = gv[i]! * k * t * (1 - th * th);
-      }
-      return [wrap(out, v!.shape)];
-    });
+    return edeSign(x, this.t.item(), this.k.item());
   }
 
   config(): QuantizerConfig {
@@ -68,4 +58,23 @@ export class EdeSign extends Quantizer {
     const positive = (v: number): boolean => Number.isFinite(v) && v > 0;
     return new EdeSign(numOption(c, 'tMin', 1e-3, positive), numOption(c, 'tMax', 10, positive));
   }
+}
+
+/** IR-Net's EDE schedule (methods.md §3.2) at the start of epoch e (0-based) of E: t and k = max(1/t, 1). */
+export function edeSchedule(epoch: number, epochs: number, tMin = 1e-3, tMax = 10): { t: number; k: number } {
+  const t = 10 ** (Math.log10(tMin) + ((Math.log10(tMax) - Math.log10(tMin)) * epoch) / epochs);
+  return { t, k: t < 1 ? 1 / t : 1 };
+}
+
+/** sign(x) (sign(0) = +1) with the EDE backward k·t·(1 − tanh²(t·x)); shared by ede_sign and adabin_weight. */
+export function edeSign(x: Tensor, t: number, k: number): Tensor {
+  return customGrad('ede_sign', [x], ([v]) => sign(v!), (g, [v]) => {
+    const gv = g.f32(), xv = v!.f32();
+    const out = new Float32Array(xv.length);
+    for (let i = 0; i < out.length; i++) {
+      const th = Math.tanh(t * xv[i]!);
+      out[i] = gv[i]! * k * t * (1 - th * th);
+    }
+    return [wrap(out, v!.shape)];
+  });
 }
