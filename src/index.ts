@@ -1,11 +1,13 @@
 /**
  * onebit: train, observe and deploy binary neural networks in TypeScript.
- * Importing the package registers the reference backend.
+ * Importing the package registers the backend: the native addon when built (ONEBIT_BACKEND=ref|native
+ * forces one), else the TypeScript reference.
  */
 import { setBackend } from './core/tensor.js';
 import { refBackend } from './backends/ref/index.js';
+import { selectBackend } from './backends/select.js';
 
-setBackend(refBackend);
+setBackend(selectBackend());
 
 export * from './core/tensor.js';
 export * from './core/errors.js';

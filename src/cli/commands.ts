@@ -6,7 +6,7 @@ import { DataLoader, loadMnist, MNIST_MEAN, MNIST_STD } from '../data/index.js';
 import { evaluate, loadTrainedModel, train, type EpochStats, type TrainCallbacks } from '../train/trainer.js';
 import type { TrainConfig } from '../train/config.js';
 import { formatSummary, summary } from '../metrics/summary.js';
-import { methodPreset, mnistModel, resnet18 } from '../models/index.js';
+import { methodPreset, mnistModel, resnet18, resnet20 } from '../models/index.js';
 
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
 // Always `N.NNe-N` (scripts parse it): rates are < 1, and 0 prints as 0.00e-0.
@@ -126,8 +126,9 @@ export function runEval(ckptArg: string, flags: { dataDir?: string }): void {
 /** `onebit summary`: the bit-aware per-layer table of an architecture + method (no training, no data). */
 export function runSummary(flags: { arch: string; method: string; hidden?: number }): void {
   const preset = methodPreset(flags.method);
-  const model = flags.arch === 'resnet18' ? resnet18(preset) : mnistModel(flags.arch, preset, { hidden: flags.hidden });
-  const input = flags.arch === 'resnet18' ? [1, 3, 32, 32] : [1, 1, 28, 28];
+  const cifar = flags.arch === 'resnet18' || flags.arch === 'resnet20';
+  const model = flags.arch === 'resnet18' ? resnet18(preset) : flags.arch === 'resnet20' ? resnet20(preset) : mnistModel(flags.arch, preset, { hidden: flags.hidden });
+  const input = cifar ? [1, 3, 32, 32] : [1, 1, 28, 28];
   console.log(`onebit summary: ${flags.arch} method=${preset.name} input [${input.join(', ')}]`);
   process.stdout.write(formatSummary(summary(model, input)));
 }

@@ -69,7 +69,7 @@ program
 program
   .command('summary')
   .description('Print a bit-aware model summary (Larq-style): per-layer precision, 1-/32-bit parameters, memory and MACs.')
-  .addOption(new Option('--arch <name>', 'architecture: mlp, cnn (MNIST, input 1x28x28) or resnet18 (CIFAR, input 3x32x32)').choices(['mlp', 'cnn', 'resnet18']).default(d.arch))
+  .addOption(new Option('--arch <name>', 'architecture: mlp, cnn (MNIST, input 1x28x28), resnet18 or resnet20 (CIFAR, input 3x32x32)').choices(['mlp', 'cnn', 'resnet18', 'resnet20']).default(d.arch))
   .addOption(new Option('--method <name>', 'binarization method preset').choices(methodNames()).default(d.method))
   .option('--hidden <n>', 'hidden width of the MLP', int('--hidden'), d.hidden)
   .action((opts) => runSummary(opts));

@@ -32,6 +32,12 @@ export interface Pool2dParams {
 
 export interface Backend {
   readonly name: string;
+  /**
+   * Whether binary layers should run their forward pass on the packed kernels when activations
+   * and weights are exactly two-valued (see ops/binary_forward.ts). The reference leaves it off, so
+   * it stays the float-simulated oracle; ONEBIT_PACKED=1/0 overrides.
+   */
+  readonly packedBinaryForward?: boolean;
 
   /** Gather a strided view into a new contiguous array. */
   contiguous(data: Float32Array, shape: Shape, strides: Shape, offset: number): Float32Array;
@@ -81,6 +87,22 @@ export interface Backend {
 
   /** log-softmax along the last axis of a [rows, cols] array. */
   logSoftmax(x: Float32Array, rows: number, cols: number): Float32Array;
+
+  // ---- binary (1-bit) kernels ----
+  // Bit convention, the same in every backend: a value's sign bit is 1 for −1 (x < 0) and 0 for +1
+  // (x >= 0, so 0 counts as +1); bits are packed LSB-first into 32-bit words, 32 values per word;
+  // unused tail bits are 0. The ±1 dot product of two K-bit rows is K − 2·popcount(a XOR b).
+
+  /** Pack the signs of x [rows, k] row by row: [rows, ceil(k/32)] words. */
+  bitpack(x: Float32Array, rows: number, k: number): Uint32Array;
+  /** C[m, n] = K − 2·popcount(a_m XOR b_n) for packed rows a [m, words] and b [n, words] of k bits each. */
+  binaryMatmul(a: Uint32Array, b: Uint32Array, m: number, n: number, k: number): Float32Array;
+  /**
+   * Exact ±1 convolution: y = conv2d(sign(x) padded with `padValue` (0, +1 or −1), sign(w)) for
+   * x [N, C, H, W], w [Cout, C/groups, kh, kw] (same geometry as `conv2d`; only the signs of x and
+   * w are read). With padValue 0 the border taps contribute 0, as zero padding of a float conv.
+   */
+  binaryConv2d(x: Float32Array, xShape: Shape, w: Float32Array, wShape: Shape, p: Conv2dParams, padValue: number): Float32Array;
 
   /** Sign bits packed 32 per word, bit 1 = negative (x < 0), bit order LSB first. Used by flip metrics. */
   packSigns(x: Float32Array): Uint32Array;

@@ -11,3 +11,4 @@ export { BiRealBlock, ResNet18, resnet18, type ResNet18Options } from './resnet1
 export function buildModel(config: Pick<TrainConfig, 'dataset' | 'arch' | 'method' | 'hidden'>): Sequential {
   return mnistModel(config.arch, methodPreset(config.method), { hidden: config.hidden });
 }
+export { resnet20, shortcutA, TwoShortcutBlock } from './resnet20.js';

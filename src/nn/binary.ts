@@ -3,6 +3,8 @@ import type { Tensor } from '../core/tensor.js';
 import { add } from '../ops/elementwise.js';
 import { matmul } from '../ops/matmul.js';
 import { conv2d, pad2d } from '../ops/conv.js';
+import { packedConv2d, packedForwardEnabled, packedLinear } from '../ops/binary_forward.js';
+import { reshape } from '../ops/shape.js';
 import { createQuantizer, type Quantizer, type QuantizerConfig, type QuantizerContext } from '../quantizers/index.js';
 import { uniformInit } from './init.js';
 import { checkFeatures, pair, type Conv2dOptions } from './layers.js';
@@ -71,7 +73,8 @@ export class BinaryLinear extends Module implements BinaryLayer {
     checkFeatures('BinaryLinear', x, this.inFeatures);
     const xq = this.inputQuantizer ? this.inputQuantizer.apply(x) : x;
     const wq = this.kernelQuantizer ? this.kernelQuantizer.apply(this.weight) : this.weight;
-    const y = matmul(xq, wq, false, true);
+    const packed = this.inputQuantizer && this.kernelQuantizer && packedForwardEnabled() ? packedLinear(xq, wq) : null;
+    const y = packed ?? matmul(xq, wq, false, true);
     return this.bias ? add(y, this.bias) : y;
   }
 
@@ -131,6 +134,10 @@ export class BinaryConv2d extends Module implements BinaryLayer {
     const wq = this.kernelQuantizer ? this.kernelQuantizer.apply(this.weight) : this.weight;
     const [ph, pw] = pair(this.opts.padding ?? 0);
     const conv = { stride: this.opts.stride, dilation: this.opts.dilation, groups: this.opts.groups, padding: [ph, pw] as [number, number] };
+    if (this.inputQuantizer && this.kernelQuantizer && packedForwardEnabled()) {
+      const y = packedConv2d(xq, wq, conv, this.padValue);
+      if (y) return this.bias ? add(y, reshape(this.bias, [1, this.outChannels, 1, 1])) : y;
+    }
     if (this.padValue !== 0 && (ph || pw)) {
       xq = pad2d(xq, [ph, ph, pw, pw], this.padValue);
       conv.padding = [0, 0];

@@ -34,11 +34,10 @@ export function expectNCHW(what: string, x: Tensor, name = 'input'): void {
 }
 
 /**
- * 2-D convolution (cross-correlation). x [N, C, H, W], w [Cout, C/groups, kh, kw], optional bias
- * [Cout] added per output channel → y [N, Cout, Ho, Wo], Ho = floor((H + 2·pad − dil·(kh−1) − 1)/stride) + 1.
- * Gradients flow to x, w and bias (each computed only when needed).
+ * Validate a convolution's operands and options (one clear error each) and return its kernel
+ * parameters and output shape. Shared by `conv2d` and the packed binary forward.
  */
-export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: Conv2dOpts = {}): Tensor {
+export function conv2dGeometry(x: Tensor, w: Tensor, bias: Tensor | null, opts: Conv2dOpts): { p: Conv2dParams; yShape: number[] } {
   expectNCHW('conv2d', x);
   if (w.rank !== 4) fail('conv2d', 'a weight of rank 4 [Cout,C/groups,kh,kw]', `rank ${w.rank} (shape ${fmtShape(w.shape)})`);
   const groups = opts.groups ?? 1;
@@ -69,9 +68,19 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: C
   }
   if (bias && (bias.rank !== 1 || bias.shape[0] !== Cout)) fail('conv2d', `a bias of shape [${Cout}]`, `shape ${fmtShape(bias.shape)}`);
 
-  const p: Conv2dParams = { stride, padding, dilation, groups };
+  return { p: { stride, padding, dilation, groups }, yShape: [N, Cout, Ho, Wo] };
+}
+
+/**
+ * 2-D convolution (cross-correlation). x [N, C, H, W], w [Cout, C/groups, kh, kw], optional bias
+ * [Cout] added per output channel → y [N, Cout, Ho, Wo], Ho = floor((H + 2·pad − dil·(kh−1) − 1)/stride) + 1.
+ * Gradients flow to x, w and bias (each computed only when needed).
+ */
+export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: Conv2dOpts = {}): Tensor {
+  const { p, yShape } = conv2dGeometry(x, w, bias, opts);
+  const [, Cout, Ho, Wo] = yShape as [number, number, number, number];
+  const N = yShape[0]!;
   const xd = x.f32('conv2d'), wd = w.f32('conv2d');
-  const yShape = [N, Cout, Ho, Wo];
   const yd = backend().conv2d(xd, x.shape, wd, w.shape, p);
   if (bias) {
     const bd = bias.f32('conv2d'), plane = Ho * Wo;

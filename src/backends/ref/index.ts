@@ -8,6 +8,7 @@ import { avgPool2d, avgPool2dBackward, maxPool2d, maxPool2dBackward } from './po
 import { batchNormApply, batchNormBackward, batchNormStats } from './batch_norm.js';
 import { logSoftmax } from './log_softmax.js';
 import { packSigns, popcountXor } from './pack_signs.js';
+import { binaryConv2d, binaryMatmul, bitpack } from './binary.js';
 
 /**
  * The pure-TypeScript reference backend: every kernel of the contract, one file per kernel family.
@@ -25,4 +26,5 @@ export const refBackend: Backend = {
   batchNormStats, batchNormApply, batchNormBackward,
   logSoftmax,
   packSigns, popcountXor,
+  bitpack, binaryMatmul, binaryConv2d,
 };

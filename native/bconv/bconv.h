@@ -1,0 +1,28 @@
+// Exact ±1 convolution: y = conv2d(sign(x) padded with padValue, sign(w)) (contract in
+// core/backend.ts: binaryConv2d). x [N, C, H, W], w [Cout, C/groups, kh, kw], y [N, Cout, Ho, Wo]
+// float32, all row-major; only the signs of x and w are read (bit 1 = −1 = x < 0).
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace onebit {
+
+struct BinaryConvGeom {
+  int64_t N, C, H, W;        // input
+  int64_t Cout, Cg, kh, kw;  // weights (Cg = C / groups)
+  int64_t sh, sw, ph, pw, dh, dw, groups;
+};
+
+// Output spatial size (0 when the kernel does not fit the padded input).
+inline int64_t BinaryConvOut(int64_t in, int64_t pad, int64_t k, int64_t stride, int64_t dil) {
+  const int64_t span = in + 2 * pad - dil * (k - 1) - 1;
+  return span < 0 || stride < 1 ? 0 : span / stride + 1;
+}
+inline int64_t BinaryConvHo(const BinaryConvGeom& g) { return BinaryConvOut(g.H, g.ph, g.kh, g.sh, g.dh); }
+inline int64_t BinaryConvWo(const BinaryConvGeom& g) { return BinaryConvOut(g.W, g.pw, g.kw, g.sw, g.dw); }
+
+// Returns "" or an error message (never throws). y must hold N·Cout·Ho·Wo floats. padValue is
+// exact for 0 and ±1 (the contract's values); any other value is applied as the same formula.
+std::string BinaryConv2d(const float* x, const float* w, const BinaryConvGeom& g, double padValue, float* y);
+
+}  // namespace onebit

@@ -1,0 +1,145 @@
+// N-API bindings of the binary (1-bit) kernels. Outputs are allocated in JavaScript and passed in
+// first, as in dnnl_bindings.cc (zero copy: the kernels write into the typed array's memory).
+// Argument order:
+//
+//   bitpack(out: Uint32Array[rows·ceil(k/32)], x: Float32Array[rows·k], rows, k)
+//   binaryMatmul(out: Float32Array[m·n], a: Uint32Array[m·W], b: Uint32Array[n·W], m, n, k),
+//       W = ceil(k/32); out[i·n + j] = k − 2·popcount(a_i XOR b_j)
+//   binaryMatmulIsa(isa: 'ref' | 'avx2' | 'avx512', out, a, b, m, n, k): binaryMatmul with that
+//       variant forced (conformance tests, benchmarks); throws when this CPU cannot run it
+//   binaryIsas(): string[], the variants this CPU can run (ref first)
+//   binaryConv2d(out: Float32Array[N·Cout·Ho·Wo], x: Float32Array[N·C·H·W], w: Float32Array[Cout·Cg·kh·kw],
+//       geom: Int32Array [N, C, H, W, Cout, Cg, kh, kw, strideH, strideW, padH, padW, dilH, dilW, groups],
+//       padValue: number)
+//
+// Sizes are checked here, once; the kernels trust them and return a status string, thrown here.
+#include <cstring>
+#include <string>
+#include "bconv/bconv.h"
+#include "bgemm/bgemm.h"
+#include "bitpack/bitpack.h"
+#include "common.h"
+
+namespace onebit {
+namespace {
+
+constexpr int64_t kMaxDim = int64_t{1} << 31;
+
+bool Dim(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name, int64_t& v) {
+  v = GetInt(info, i);
+  if (v < 0 || v >= kMaxDim) {
+    Fail(info.Env(), std::string(op) + ": " + name + " must be an integer in [0, 2^31), but got " +
+                         (info.Length() > i ? info[i].ToString().Utf8Value() : "nothing"));
+    return false;
+  }
+  return true;
+}
+
+bool Length(const Napi::CallbackInfo& info, const char* op, const char* name, size_t got, int64_t want) {
+  if (static_cast<int64_t>(got) == want) return true;
+  Fail(info.Env(), std::string(op) + ": " + name + " must have " + std::to_string(want) + " elements, but got " +
+                       std::to_string(got));
+  return false;
+}
+
+Napi::Value BitpackBinding(const Napi::CallbackInfo& info) {
+  const float* x;
+  uint32_t* out;
+  size_t nx, nout;
+  int64_t rows, k;
+  if (!GetArray(info, 0, napi_uint32_array, out, nout) || !GetArray(info, 1, napi_float32_array, x, nx) ||
+      !Dim(info, 2, "bitpack", "rows", rows) || !Dim(info, 3, "bitpack", "k", k) ||
+      !Length(info, "bitpack", "x", nx, rows * k) || !Length(info, "bitpack", "out", nout, rows * WordsFor(k))) {
+    return info.Env().Undefined();
+  }
+  onebit::Bitpack(SelectedIsa(), x, rows, k, out);
+  return info.Env().Undefined();
+}
+
+// binaryMatmul arguments from `first` on (out, a, b, m, n, k) with variant v.
+Napi::Value Matmul(const Napi::CallbackInfo& info, size_t first, const BgemmVariant& v) {
+  const uint32_t *a, *b;
+  float* out;
+  size_t na, nb, nout;
+  int64_t m, n, k;
+  const char* op = "binaryMatmul";
+  if (!GetArray(info, first, napi_float32_array, out, nout) || !GetArray(info, first + 1, napi_uint32_array, a, na) ||
+      !GetArray(info, first + 2, napi_uint32_array, b, nb) || !Dim(info, first + 3, op, "m", m) ||
+      !Dim(info, first + 4, op, "n", n) || !Dim(info, first + 5, op, "k", k) || !Length(info, op, "a", na, m * WordsFor(k)) ||
+      !Length(info, op, "b", nb, n * WordsFor(k)) || !Length(info, op, "out", nout, m * n)) {
+    return info.Env().Undefined();
+  }
+  const std::string status = BinaryMatmul(v, a, b, m, n, k, out);
+  return status.empty() ? info.Env().Undefined() : Fail(info.Env(), status);
+}
+
+Napi::Value BinaryMatmulSelected(const Napi::CallbackInfo& info) { return Matmul(info, 0, BgemmSelected()); }
+
+Napi::Value BinaryMatmulIsa(const Napi::CallbackInfo& info) {
+  const std::string isa = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  const Isa want = isa == "avx512" ? Isa::kAvx512 : isa == "avx2" ? Isa::kAvx2 : Isa::kRef;
+  if (isa != "ref" && isa != "avx2" && isa != "avx512") {
+    return Fail(info.Env(), "binaryMatmulIsa: isa must be 'ref', 'avx2' or 'avx512', but got '" + isa + "'");
+  }
+  const BgemmVariant* v = BgemmFind(want);
+  if (!v) return Fail(info.Env(), "binaryMatmulIsa: this CPU cannot run the " + isa + " variant (see binaryIsas())");
+  return Matmul(info, 1, *v);
+}
+
+Napi::Value BinaryIsas(const Napi::CallbackInfo& info) {
+  auto list = Napi::Array::New(info.Env());
+  uint32_t i = 0;
+  for (Isa isa : {Isa::kRef, Isa::kAvx2, Isa::kAvx512}) {
+    if (BgemmFind(isa)) list.Set(i++, IsaName(isa));
+  }
+  return list;
+}
+
+Napi::Value BinaryConv2dBinding(const Napi::CallbackInfo& info) {
+  const char* op = "binaryConv2d";
+  const float *x, *w;
+  const int32_t* geom;
+  float* out;
+  size_t nx, nw, ngeom, nout;
+  if (!GetArray(info, 0, napi_float32_array, out, nout) || !GetArray(info, 1, napi_float32_array, x, nx) ||
+      !GetArray(info, 2, napi_float32_array, w, nw) || !GetArray(info, 3, napi_int32_array, geom, ngeom) ||
+      !Length(info, op, "geom", ngeom, 15)) {
+    return info.Env().Undefined();
+  }
+  if (info.Length() < 5 || !info[4].IsNumber()) return Fail(info.Env(), "binaryConv2d: padValue must be a number");
+  const double padValue = info[4].As<Napi::Number>().DoubleValue();
+  BinaryConvGeom g{geom[0], geom[1], geom[2], geom[3], geom[4], geom[5], geom[6], geom[7],
+                   geom[8], geom[9], geom[10], geom[11], geom[12], geom[13], geom[14]};
+  const bool ok = g.N >= 0 && g.C >= 1 && g.H >= 1 && g.W >= 1 && g.Cout >= 0 && g.Cg >= 1 && g.kh >= 1 && g.kw >= 1 &&
+                  g.sh >= 1 && g.sw >= 1 && g.ph >= 0 && g.pw >= 0 && g.dh >= 1 && g.dw >= 1 && g.groups >= 1 &&
+                  g.C == g.Cg * g.groups && g.Cout % g.groups == 0;
+  if (!ok) {
+    return Fail(info.Env(), "binaryConv2d: geometry must be positive with C = Cg·groups and Cout divisible by groups, "
+                            "but got [N,C,H,W,Cout,Cg,kh,kw,sh,sw,ph,pw,dh,dw,groups] = [" +
+                                [&] {
+                                  std::string s;
+                                  for (int i = 0; i < 15; i++) s += (i ? "," : "") + std::to_string(geom[i]);
+                                  return s;
+                                }() + "]");
+  }
+  const int64_t Ho = BinaryConvHo(g), Wo = BinaryConvWo(g);
+  if (Ho < 1 || Wo < 1) return Fail(info.Env(), "binaryConv2d: the kernel does not fit the padded input");
+  if (!Length(info, op, "x", nx, g.N * g.C * g.H * g.W) || !Length(info, op, "w", nw, g.Cout * g.Cg * g.kh * g.kw) ||
+      !Length(info, op, "out", nout, g.N * g.Cout * Ho * Wo)) {
+    return info.Env().Undefined();
+  }
+  const std::string status = BinaryConv2d(x, w, g, padValue, out);
+  return status.empty() ? info.Env().Undefined() : Fail(info.Env(), status);
+}
+
+}  // namespace
+
+void RegisterBinaryKernels(Napi::Env env, Napi::Object exports) {
+  exports.Set("bitpack", Napi::Function::New(env, BitpackBinding));
+  exports.Set("binaryMatmul", Napi::Function::New(env, BinaryMatmulSelected));
+  exports.Set("binaryMatmulIsa", Napi::Function::New(env, BinaryMatmulIsa));
+  exports.Set("binaryIsas", Napi::Function::New(env, BinaryIsas));
+  exports.Set("binaryConv2d", Napi::Function::New(env, BinaryConv2dBinding));
+}
+
+}  // namespace onebit

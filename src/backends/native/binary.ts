@@ -1,0 +1,63 @@
+/**
+ * The binary (1-bit) kernels of the C++ addon behind the Backend signatures: sign + bit-pack,
+ * XOR/popcount GEMM and the exact ±1 conv2d (bit convention in core/backend.ts; C++ in
+ * native/bitpack, native/bgemm, native/bconv; argument order in native/binary_bindings.cc).
+ * Outputs are allocated here (zero-filled) and passed first; the addon fills them in place.
+ * Null when the addon is not built.
+ */
+import type { Backend, Conv2dParams, Shape } from '../../core/backend.js';
+import { loadAddon, type NativeAddon } from './addon.js';
+
+/** Binary-kernel variants of the addon: `ref` (scalar popcount64), `avx2`, `avx512`. */
+export type BinaryIsa = 'ref' | 'avx2' | 'avx512';
+
+/** The addon's binary entry points (see native/binary_bindings.cc). */
+export interface BinaryAddon extends NativeAddon {
+  bitpack(out: Uint32Array, x: Float32Array, rows: number, k: number): void;
+  binaryMatmul(out: Float32Array, a: Uint32Array, b: Uint32Array, m: number, n: number, k: number): void;
+  /** binaryMatmul with one variant forced (tests, benchmarks); throws when this CPU cannot run it. */
+  binaryMatmulIsa(isa: BinaryIsa, out: Float32Array, a: Uint32Array, b: Uint32Array, m: number, n: number, k: number): void;
+  /** The variants this CPU can run, ref first. */
+  binaryIsas(): BinaryIsa[];
+  /** geom = [N, C, H, W, Cout, Cg, kh, kw, strideH, strideW, padH, padW, dilH, dilW, groups]. */
+  binaryConv2d(out: Float32Array, x: Float32Array, w: Float32Array, geom: Int32Array, padValue: number): void;
+}
+
+/** The addon typed for its binary kernels, or null when it is not built. */
+export function binaryAddon(): BinaryAddon | null {
+  return loadAddon() as BinaryAddon | null;
+}
+
+const words = (k: number): number => Math.ceil(k / 32);
+
+function make(addon: BinaryAddon): Pick<Backend, 'bitpack' | 'binaryMatmul' | 'binaryConv2d'> {
+  return {
+    bitpack(x: Float32Array, rows: number, k: number): Uint32Array {
+      const out = new Uint32Array(rows * words(k));
+      addon.bitpack(out, x, rows, k);
+      return out;
+    },
+    binaryMatmul(a: Uint32Array, b: Uint32Array, m: number, n: number, k: number): Float32Array {
+      const out = new Float32Array(m * n);
+      addon.binaryMatmul(out, a, b, m, n, k);
+      return out;
+    },
+    binaryConv2d(x: Float32Array, xShape: Shape, w: Float32Array, wShape: Shape, p: Conv2dParams, padValue: number): Float32Array {
+      const [N, C, H, W] = xShape as [number, number, number, number];
+      const [Cout, Cg, kh, kw] = wShape as [number, number, number, number];
+      const [sh, sw] = p.stride, [ph, pw] = p.padding, [dh, dw] = p.dilation;
+      const Ho = Math.floor((H + 2 * ph - dh * (kh - 1) - 1) / sh) + 1;
+      const Wo = Math.floor((W + 2 * pw - dw * (kw - 1) - 1) / sw) + 1;
+      const out = new Float32Array(N * Cout * Ho * Wo);
+      const geom = Int32Array.of(N, C, H, W, Cout, Cg, kh, kw, sh, sw, ph, pw, dh, dw, p.groups);
+      addon.binaryConv2d(out, x, w, geom, padValue);
+      return out;
+    },
+  };
+}
+
+const addon = binaryAddon();
+
+/** The native binary kernels, or null when the addon is missing (the reference ones apply). */
+export const binaryKernels: Pick<Backend, 'bitpack' | 'binaryMatmul' | 'binaryConv2d'> | null =
+  addon && typeof addon.binaryMatmul === 'function' ? make(addon) : null;

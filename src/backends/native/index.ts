@@ -1,0 +1,26 @@
+import type { Backend } from '../../core/backend.js';
+import { refBackend } from '../ref/index.js';
+import { loadAddon } from './addon.js';
+import { binaryKernels } from './binary.js';
+import { dnnlKernels } from './dnnl.js';
+
+/**
+ * The native backend: the reference backend with its heavy kernels replaced by the C++ addon —
+ * float conv/matmul/batch-norm/pooling through oneDNN (when the addon was built with it) and our
+ * own bit-packed binary kernels (AVX-512 VPOPCNTDQ / AVX2 / scalar, chosen at run time). Kernels
+ * the addon does not provide (elementwise, reductions, softmax) stay on the TypeScript reference:
+ * they are memory-bound and cheap next to the convolutions. Null when the addon is not built.
+ */
+export function createNativeBackend(): Backend | null {
+  const addon = loadAddon();
+  if (!addon) return null;
+  const threads = process.env.ONEBIT_THREADS;
+  if (threads && /^\d+$/.test(threads) && Number(threads) > 0) addon.setThreads(Number(threads));
+  return {
+    ...refBackend,
+    ...(dnnlKernels ?? {}),
+    ...(binaryKernels ?? {}),
+    packedBinaryForward: true,
+    name: addon.info().dnnl ? `native (oneDNN + ${addon.info().isa})` : `native (${addon.info().isa}, no oneDNN)`,
+  };
+}

@@ -1,0 +1,119 @@
+import type { Conv2dParams } from '../core/backend.js';
+import { debugLog } from '../core/debug.js';
+import { backend, type Tensor, wrap } from '../core/tensor.js';
+import { needsGrad, record } from '../autograd/tape.js';
+import { conv2dGeometry, type Conv2dOpts } from './conv.js';
+
+/**
+ * Binary forward in training. When a binary layer's quantized activations are exactly ±s (one
+ * s > 0 for the whole tensor) and its quantized weights are exactly ±a_i per output channel, the
+ * layer's output is s·a_i·(±1 dot product), which the packed kernels compute with XOR + popcount
+ * (bit convention in core/backend.ts). The backward pass stays float: the same gradient rule as
+ * the float conv/matmul on the quantized values (the quantizers' pseudo-gradients then apply as
+ * usual). Values with an offset (AdaBin's {β−α, β+α}) or a ±1 border around ±s activations are not
+ * handled here: those layers take the float path, said once in the debug log (ONEBIT_DEBUG=1).
+ *
+ * Used when the backend asks for it (`packedBinaryForward`, the native backend) or ONEBIT_PACKED=1;
+ * ONEBIT_PACKED=0 turns it off. The parity tests check it equals the float-simulated forward.
+ */
+export function packedForwardEnabled(): boolean {
+  const env = process.env.ONEBIT_PACKED;
+  if (env === '1') return true;
+  if (env === '0') return false;
+  return backend().packedBinaryForward === true;
+}
+
+/** s when every value of x is +s or −s for one s > 0, else null. */
+export function symmetricScale(x: Float32Array): number | null {
+  if (!x.length) return null;
+  const s = Math.abs(x[0]!);
+  if (!(s > 0)) return null;
+  for (let i = 1; i < x.length; i++) if (x[i] !== s && x[i] !== -s) return null;
+  return s;
+}
+
+/** a_i when every value of output channel i (axis 0 of w) is ±a_i with a_i > 0, else null. */
+export function channelScales(w: Float32Array, channels: number): Float32Array | null {
+  const per = w.length / channels;
+  const a = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) {
+    const s = Math.abs(w[c * per]!);
+    if (!(s > 0)) return null;
+    for (let j = 1; j < per; j++) {
+      const v = w[c * per + j]!;
+      if (v !== s && v !== -s) return null;
+    }
+    a[c] = s;
+  }
+  return a;
+}
+
+/** Multiply the channel planes of y [N, C, plane] by s·a_c in place. */
+function scale(y: Float32Array, n: number, c: number, plane: number, s: number, a: Float32Array): void {
+  for (let i = 0, o = 0; i < n; i++) {
+    for (let ch = 0; ch < c; ch++) {
+      const f = s * a[ch]!;
+      for (let e = o + plane; o < e; o++) y[o]! *= f;
+    }
+  }
+}
+
+/**
+ * conv2d(pad(xq, padValue), wq) on the packed kernel, or null when xq/wq are not two-valued (the
+ * caller then runs the float path). padValue 0 = zero padding; ±1 = binary border (needs s = 1).
+ */
+export function packedConv2d(xq: Tensor, wq: Tensor, opts: Conv2dOpts, padValue: number): Tensor | null {
+  const { p, yShape } = conv2dGeometry(xq, wq, null, opts);
+  const xd = xq.f32('binaryConv2d'), wd = wq.f32('binaryConv2d');
+  const s = symmetricScale(xd);
+  const a = s === null ? null : channelScales(wd, wq.shape[0]!);
+  if (s === null || a === null || (padValue !== 0 && s !== 1)) {
+    debugLog(`binary conv ${xq.shape.join('x')} * ${wq.shape.join('x')}: values not exactly ±s / ±a_i${padValue !== 0 && s !== 1 ? ' (±1 border with s ≠ 1)' : ''}; float forward`);
+    return null;
+  }
+  const b = backend();
+  const y = b.binaryConv2d(xd, xq.shape, wd, wq.shape, p, padValue);
+  scale(y, yShape[0]!, yShape[1]!, yShape[2]! * yShape[3]!, s, a);
+  return record(wrap(y, yShape), 'binaryConv2d', [xq, wq], (g) => {
+    const gd = g.f32();
+    let dw: Tensor | null = null;
+    if (needsGrad(wq)) {
+      if (padValue === 0) {
+        dw = wrap(b.conv2dBackwardFilter(xd, xq.shape, gd, g.shape, wq.shape, p), wq.shape);
+      } else {
+        // The float path pads with ±1 first and convolves without padding: do the same for dW.
+        const [ph, pw] = p.padding;
+        const xp = b.pad2d(xd, xq.shape, [ph, ph, pw, pw], padValue);
+        const xpShape = [xq.shape[0]!, xq.shape[1]!, xq.shape[2]! + 2 * ph, xq.shape[3]! + 2 * pw];
+        const p0: Conv2dParams = { ...p, padding: [0, 0] };
+        dw = wrap(b.conv2dBackwardFilter(xp, xpShape, gd, g.shape, wq.shape, p0), wq.shape);
+      }
+    }
+    const dx = needsGrad(xq) ? wrap(b.conv2dBackwardInput(gd, g.shape, wd, wq.shape, xq.shape, p), xq.shape) : null;
+    return [dx, dw];
+  });
+}
+
+/** xq [N, K] · wqᵀ [O, K] on the packed kernel, or null when not two-valued. */
+export function packedLinear(xq: Tensor, wq: Tensor): Tensor | null {
+  const xd = xq.f32('binaryLinear'), wd = wq.f32('binaryLinear');
+  const [n, k] = xq.shape as [number, number];
+  const o = wq.shape[0]!;
+  const s = symmetricScale(xd);
+  const a = s === null ? null : channelScales(wd, o);
+  if (s === null || a === null) {
+    debugLog(`binary dense ${n}x${k} * ${o}x${k}: values not exactly ±s / ±a_i; float forward`);
+    return null;
+  }
+  const b = backend();
+  const y = b.binaryMatmul(b.bitpack(xd, n, k), b.bitpack(wd, o, k), n, o, k);
+  // y[i, j] *= s·a_j  (channels on the last axis here)
+  for (let i = 0; i < n; i++) for (let j = 0; j < o; j++) y[i * o + j]! *= s * a[j]!;
+  return record(wrap(y, [n, o]), 'binaryLinear', [xq, wq], (g) => {
+    const gd = g.f32();
+    return [
+      needsGrad(xq) ? wrap(b.matmul(gd, wd, n, o, k, false, false), xq.shape) : null, // dX = G·W
+      needsGrad(wq) ? wrap(b.matmul(gd, xd, o, n, k, true, false), wq.shape) : null, // dW = Gᵀ·X
+    ];
+  });
+}

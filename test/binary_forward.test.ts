@@ -1,0 +1,77 @@
+import '../src/index.js';
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { refBackend } from '../src/backends/ref/index.js';
+import { manualSeed } from '../src/core/rng.js';
+import { setBackend, Tensor } from '../src/core/tensor.js';
+import { backward } from '../src/autograd/tape.js';
+import { sum } from '../src/ops/reduce.js';
+import { mul } from '../src/ops/elementwise.js';
+import { BinaryConv2d, BinaryLinear } from '../src/nn/binary.js';
+import type { Module } from '../src/nn/module.js';
+import { assertClose, randTensor } from './util/gradcheck.js';
+
+// Parity of the packed binary forward with the float-simulated forward, on the reference backend
+// (the oracle), toggled with ONEBIT_PACKED. Forward values must be identical: both compute
+// fl32(s·a_i·count) exactly. Gradients use the same float kernels on the same values.
+setBackend(refBackend);
+
+function run(layer: Module & { weight: Tensor }, x: Tensor, packed: boolean): { y: Float32Array; gx: Float32Array; gw: Float32Array } {
+  process.env.ONEBIT_PACKED = packed ? '1' : '0';
+  try {
+    const xl = new Tensor(Float32Array.from(x.f32()), x.shape);
+    xl.requiresGrad = true;
+    layer.weight.grad = null;
+    const y = layer.forward(xl);
+    backward(sum(mul(y, randTensor([...y.shape], 7, 0.5, 1.5))));
+    return { y: Float32Array.from(y.f32()), gx: xl.grad!.f32(), gw: layer.weight.grad!.f32() };
+  } finally {
+    delete process.env.ONEBIT_PACKED;
+  }
+}
+
+const convCases: { c: number; o: number; hw: [number, number]; k: number; stride: number; pad: number; padValue: -1 | 0 | 1; kq: string; iq: string }[] = [
+  { c: 3, o: 5, hw: [7, 5], k: 3, stride: 1, pad: 1, padValue: 0, kq: 'ste_sign', iq: 'ste_sign' },
+  { c: 33, o: 31, hw: [9, 9], k: 3, stride: 2, pad: 1, padValue: 0, kq: 'xnor_sign', iq: 'ste_sign' },
+  { c: 64, o: 65, hw: [5, 7], k: 3, stride: 1, pad: 1, padValue: 1, kq: 'xnor_sign', iq: 'approx_sign' },
+  { c: 32, o: 16, hw: [8, 8], k: 3, stride: 2, pad: 1, padValue: -1, kq: 'ste_sign', iq: 'ste_sign' },
+  { c: 63, o: 33, hw: [6, 6], k: 1, stride: 1, pad: 0, padValue: 0, kq: 'magnitude_aware_sign', iq: 'ste_sign' },
+  { c: 16, o: 16, hw: [6, 6], k: 1, stride: 2, pad: 0, padValue: 0, kq: 'sabnn_sign', iq: 'approx_sign' },
+];
+
+for (const t of convCases) {
+  test(`packed BinaryConv2d forward == float forward: ${JSON.stringify(t)}`, () => {
+    manualSeed(1);
+    const layer = new BinaryConv2d(t.c, t.o, t.k, { stride: t.stride, padding: t.pad, padValue: t.padValue, kernelQuantizer: t.kq, inputQuantizer: t.iq });
+    const x = randTensor([2, t.c, ...t.hw], 3, -1.5, 1.5);
+    const f = run(layer, x, false);
+    const p = run(layer, x, true);
+    assert.deepEqual(Buffer.from(p.y.buffer), Buffer.from(f.y.buffer), 'forward');
+    assertClose(p.gx, f.gx, 1e-5, 1e-5, 'dx');
+    assertClose(p.gw, f.gw, 1e-4, 1e-5, 'dw');
+  });
+}
+
+test('packed BinaryLinear forward == float forward (K = 1, 31, 33, 65, 200)', () => {
+  for (const k of [1, 31, 33, 65, 200]) {
+    for (const kq of ['ste_sign', 'xnor_sign']) {
+      manualSeed(k);
+      const layer = new BinaryLinear(k, 7, { kernelQuantizer: kq, bias: true });
+      const x = randTensor([5, k], k, -1.5, 1.5);
+      const f = run(layer, x, false);
+      const p = run(layer, x, true);
+      assert.deepEqual(Buffer.from(p.y.buffer), Buffer.from(f.y.buffer), `forward k=${k} ${kq}`);
+      assertClose(p.gx, f.gx, 1e-5, 1e-5, 'dx');
+      assertClose(p.gw, f.gw, 1e-5, 1e-5, 'dw');
+    }
+  }
+});
+
+test('layers whose values are not exactly ±s take the float path (AdaBin offsets)', () => {
+  manualSeed(2);
+  const layer = new BinaryConv2d(4, 4, 3, { padding: 1, inputQuantizer: 'adabin_act', kernelQuantizer: 'adabin_weight' });
+  const x = randTensor([1, 4, 5, 5], 4);
+  const f = run(layer, x, false);
+  const p = run(layer, x, true);
+  assert.deepEqual(Array.from(p.y), Array.from(f.y));
+});

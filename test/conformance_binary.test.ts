@@ -1,0 +1,259 @@
+import '../src/index.js';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import type { Conv2dParams } from '../src/core/backend.js';
+import { Rng } from '../src/core/rng.js';
+import { binaryConv2d, binaryMatmul, bitpack, wordsFor } from '../src/backends/ref/binary.js';
+import { conv2d } from '../src/backends/ref/conv2d.js';
+import { pad2d } from '../src/backends/ref/pad2d.js';
+import { binaryAddon, binaryKernels } from '../src/backends/native/binary.js';
+
+/*
+ * Binary (1-bit) kernels. (a) The TypeScript reference against plain float oracles (sign, then a
+ * float dot product / the float reference conv2d; ±1 borders through pad2d). (b) The native addon
+ * (every ISA variant this CPU runs) against the reference. Everything must be EXACTLY equal: the
+ * outputs are small integers. Sizes are the awkward ones: word boundaries (K = 31..33, 63..65,
+ * 127, 129), odd spatial sizes, strides, paddings with each pad value, groups, dilation.
+ */
+
+const KS = [1, 31, 32, 33, 63, 64, 65, 127, 129, 1000];
+const ROWS: [number, number][] = [[1, 1], [3, 5], [17, 33]];
+
+/** Uniform in (−1, 1) with exact zeros and negative zeros mixed in (both count as +1). */
+function values(n: number, seed: number): Float32Array {
+  const r = new Rng(seed);
+  return Float32Array.from({ length: n }, (_, i) => (i % 11 === 3 ? 0 : i % 13 === 5 ? -0 : r.uniform(-1, 1)));
+}
+
+const sign = (v: number): number => (v < 0 ? -1 : 1);
+const signs = (x: Float32Array): Float32Array => x.map(sign);
+
+/** Σ_j sign(a_ij)·sign(b_lj) in float64. */
+function floatDots(a: Float32Array, b: Float32Array, m: number, n: number, k: number): Float32Array {
+  const c = new Float32Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let l = 0; l < n; l++) {
+      let s = 0;
+      for (let j = 0; j < k; j++) s += sign(a[i * k + j]!) * sign(b[l * k + j]!);
+      c[i * n + l] = s;
+    }
+  }
+  return c;
+}
+
+interface ConvCase {
+  N: number; C: number; H: number; W: number; Cout: number; k: number;
+  stride: number; pad: number; padValue: number; groups: number; dilation: number;
+}
+
+function params(c: ConvCase): Conv2dParams {
+  return { stride: [c.stride, c.stride], padding: [c.pad, c.pad], dilation: [c.dilation, c.dilation], groups: c.groups };
+}
+
+/** conv2d(sign(x) padded with padValue, sign(w)) with the float reference conv. */
+function floatConv(x: Float32Array, w: Float32Array, c: ConvCase): Float32Array {
+  const xs = signs(x), ws = signs(w), p = params(c);
+  const wShape = [c.Cout, c.C / c.groups, c.k, c.k];
+  if (c.padValue === 0 || c.pad === 0) return conv2d(xs, [c.N, c.C, c.H, c.W], ws, wShape, p);
+  const xp = pad2d(xs, [c.N, c.C, c.H, c.W], [c.pad, c.pad, c.pad, c.pad], c.padValue);
+  return conv2d(xp, [c.N, c.C, c.H + 2 * c.pad, c.W + 2 * c.pad], ws, wShape, { ...p, padding: [0, 0] });
+}
+
+const name = (c: ConvCase): string =>
+  `N${c.N} C${c.C} ${c.H}x${c.W} Cout${c.Cout} k${c.k} s${c.stride} p${c.pad} pv${c.padValue} g${c.groups} d${c.dilation}`;
+
+/** Channels 1, 3, 31–33, 63–65 × kernel/stride/padding/pad-value combinations, plus groups and dilation. */
+function convCases(): ConvCase[] {
+  const cases: ConvCase[] = [];
+  const combos: [number, number, number, number][] = [ // k, stride, pad, padValue
+    [3, 1, 1, 0], [3, 1, 1, 1], [3, 1, 1, -1], [3, 2, 1, 0], [3, 2, 1, -1], [3, 2, 0, 0],
+    [1, 1, 0, 0], [1, 2, 0, 0], [1, 1, 1, -1], [3, 1, 0, 1],
+  ];
+  const couts = [1, 3, 16, 17, 33];
+  let i = 0;
+  for (const C of [1, 3, 31, 32, 33, 63, 64, 65]) {
+    for (const [k, stride, pad, padValue] of combos) {
+      const [H, W] = i % 2 ? [9, 9] : [7, 5];
+      cases.push({ N: 2, C, H, W, Cout: couts[i % couts.length]!, k, stride, pad, padValue, groups: 1, dilation: 1 });
+      i++;
+    }
+  }
+  for (const [C, Cout, padValue] of [[2, 2, 0], [4, 6, 1], [64, 32, -1], [66, 34, 0]] as const) {
+    cases.push({ N: 2, C, H: 7, W: 5, Cout, k: 3, stride: 1, pad: 1, padValue, groups: 2, dilation: 1 });
+    cases.push({ N: 1, C, H: 9, W: 9, Cout, k: 3, stride: 2, pad: 1, padValue, groups: 2, dilation: 1 });
+  }
+  for (const padValue of [0, 1, -1]) {
+    cases.push({ N: 2, C: 33, H: 9, W: 9, Cout: 5, k: 3, stride: 1, pad: 2, padValue, groups: 1, dilation: 2 });
+  }
+  return cases;
+}
+
+function convInputs(c: ConvCase, seed: number): { x: Float32Array; w: Float32Array } {
+  return {
+    x: values(c.N * c.C * c.H * c.W, seed),
+    w: values(c.Cout * (c.C / c.groups) * c.k * c.k, seed + 1),
+  };
+}
+
+// ---- (a) reference kernels vs float oracles ----
+
+test('ref bitpack: bit j of row r is x[r, j] < 0, LSB first, tail bits 0', () => {
+  for (const k of KS) {
+    for (const rows of [1, 3]) {
+      const x = values(rows * k, k + rows);
+      const out = bitpack(x, rows, k);
+      const words = wordsFor(k);
+      assert.equal(out.length, rows * words);
+      for (let r = 0; r < rows; r++) {
+        for (let j = 0; j < words * 32; j++) {
+          const bit = (out[r * words + (j >>> 5)]! >>> (j & 31)) & 1;
+          assert.equal(bit, j < k && x[r * k + j]! < 0 ? 1 : 0, `k=${k} row ${r} bit ${j}`);
+        }
+      }
+    }
+  }
+});
+
+/** Every value +1 except x[i] = −1: only bit i (word i >> 5, bit i & 31) is set. */
+function oneHot(k: number, i: number): { x: Float32Array; want: Uint32Array } {
+  const x = new Float32Array(k).fill(1);
+  x[i] = -1;
+  const want = new Uint32Array(wordsFor(k));
+  want[i >>> 5] = (1 << (i & 31)) >>> 0;
+  return { x, want };
+}
+
+const ONE_HOT: [number, number][] = [[1, 0], [32, 0], [32, 31], [33, 32], [64, 31], [64, 32], [65, 64], [129, 100], [1000, 999]];
+
+test('ref bitpack: one-hot bit order', () => {
+  for (const [k, i] of ONE_HOT) {
+    const { x, want } = oneHot(k, i);
+    assert.deepEqual(bitpack(x, 1, k), want, `k=${k} i=${i}`);
+  }
+});
+
+test('ref binaryMatmul == float dot of signs (K − 2·popcount(a XOR b))', () => {
+  for (const k of KS) {
+    for (const [m, n] of ROWS) {
+      const a = values(m * k, 3 * k + m), b = values(n * k, 5 * k + n);
+      const got = binaryMatmul(bitpack(a, m, k), bitpack(b, n, k), m, n, k);
+      assert.deepEqual(got, floatDots(a, b, m, n, k), `m=${m} n=${n} k=${k}`);
+    }
+  }
+});
+
+test('ref binaryConv2d == float conv2d of signs (zero and ±1 padding)', () => {
+  convCases().forEach((c, i) => {
+    const { x, w } = convInputs(c, 100 + 2 * i);
+    const got = binaryConv2d(x, [c.N, c.C, c.H, c.W], w, [c.Cout, c.C / c.groups, c.k, c.k], params(c), c.padValue);
+    assert.deepEqual(got, floatConv(x, w, c), name(c));
+  });
+});
+
+// ---- (b) native kernels vs the reference ----
+
+const addon = binaryAddon();
+const skip = addon && binaryKernels ? false : 'native addon not built (build/Release/onebit.node); run `node native/build.cjs`';
+
+test('native bitpack == ref (and one-hot bit order)', { skip }, () => {
+  const nat = binaryKernels!;
+  for (const k of KS) {
+    for (const rows of [1, 3, 17]) {
+      const x = values(rows * k, 7 * k + rows);
+      assert.deepEqual(nat.bitpack(x, rows, k), bitpack(x, rows, k), `rows=${rows} k=${k}`);
+    }
+  }
+  for (const [k, i] of ONE_HOT) {
+    const { x, want } = oneHot(k, i);
+    assert.deepEqual(nat.bitpack(x, 1, k), want, `k=${k} i=${i}`);
+  }
+});
+
+test('native binaryMatmul == ref, every ISA variant this CPU runs', { skip }, (t) => {
+  const isas = addon!.binaryIsas();
+  t.diagnostic(`variants: ${isas.join(', ')} (selected: ${addon!.info().isa})`);
+  const shapes: [number, number, number][] = [];
+  for (const k of KS) for (const [m, n] of [...ROWS, [8, 16], [9, 17], [64, 100]] as [number, number][]) shapes.push([m, n, k]);
+  shapes.push([64, 2048, 576], [16, 4097, 144]); // large enough for the threaded path
+  for (const [m, n, k] of shapes) {
+    const a = bitpack(values(m * k, 11 * k + m), m, k), b = bitpack(values(n * k, 13 * k + n), n, k);
+    const want = binaryMatmul(a, b, m, n, k);
+    assert.deepEqual(binaryKernels!.binaryMatmul(a, b, m, n, k), want, `selected m=${m} n=${n} k=${k}`);
+    for (const isa of isas) {
+      const out = new Float32Array(m * n).fill(NaN);
+      addon!.binaryMatmulIsa(isa, out, a, b, m, n, k);
+      assert.deepEqual(out, want, `${isa} m=${m} n=${n} k=${k}`);
+    }
+  }
+});
+
+test('native binaryMatmul reads unaligned views (typed-array offsets)', { skip }, () => {
+  const m = 5, n = 19, k = 65, words = wordsFor(k);
+  const a = bitpack(values(m * k, 1), m, k), b = bitpack(values(n * k, 2), n, k);
+  const a1 = new Uint32Array(a.length + 1), b1 = new Uint32Array(b.length + 3);
+  a1.set(a, 1);
+  b1.set(b, 3);
+  const want = binaryMatmul(a, b, m, n, k);
+  for (const isa of addon!.binaryIsas()) {
+    const out = new Float32Array(m * n + 1);
+    addon!.binaryMatmulIsa(isa, out.subarray(1), a1.subarray(1), b1.subarray(3), m, n, k);
+    assert.deepEqual(out.subarray(1), want, `${isa} words=${words}`);
+  }
+});
+
+test('native binaryConv2d == ref (zero and ±1 padding, strides, groups, dilation)', { skip }, () => {
+  const cases = convCases();
+  // Larger, threaded cases (ResNet-20-like layers, batch 16).
+  for (const padValue of [0, 1, -1]) {
+    cases.push({ N: 16, C: 64, H: 8, W: 8, Cout: 64, k: 3, stride: 1, pad: 1, padValue, groups: 1, dilation: 1 });
+  }
+  cases.push({ N: 8, C: 16, H: 32, W: 32, Cout: 32, k: 3, stride: 2, pad: 1, padValue: -1, groups: 1, dilation: 1 });
+  cases.forEach((c, i) => {
+    const { x, w } = convInputs(c, 300 + 2 * i);
+    const xShape = [c.N, c.C, c.H, c.W], wShape = [c.Cout, c.C / c.groups, c.k, c.k];
+    const got = binaryKernels!.binaryConv2d(x, xShape, w, wShape, params(c), c.padValue);
+    assert.deepEqual(got, binaryConv2d(x, xShape, w, wShape, params(c), c.padValue), name(c));
+  });
+});
+
+test('native binaryConv2d == ref under every other ISA variant (ONEBIT_ISA, child process)', { skip }, (t) => {
+  const others = addon!.binaryIsas().filter((isa) => isa !== addon!.info().isa);
+  if (!others.length) {
+    t.diagnostic('only one variant on this CPU');
+    return;
+  }
+  // A subset of the cases (every third, plus one threaded layer) in a child with the variant forced.
+  const cases = convCases().filter((_, i) => i % 3 === 0);
+  cases.push({ N: 16, C: 64, H: 8, W: 8, Cout: 64, k: 3, stride: 1, pad: 1, padValue: 0, groups: 1, dilation: 1 });
+  const url = (rel: string): string => new URL(rel, import.meta.url).href;
+  const code = `
+    const { binaryKernels, binaryAddon } = await import(${JSON.stringify(url('../src/backends/native/binary.js'))});
+    const { binaryConv2d } = await import(${JSON.stringify(url('../src/backends/ref/binary.js'))});
+    const { Rng } = await import(${JSON.stringify(url('../src/core/rng.js'))});
+    const values = (n, seed) => { const r = new Rng(seed); return Float32Array.from({ length: n }, (_, i) => (i % 11 === 3 ? 0 : r.uniform(-1, 1))); };
+    const bad = [];
+    ${JSON.stringify(cases)}.forEach((c, i) => {
+      const x = values(c.N * c.C * c.H * c.W, 500 + i), w = values(c.Cout * (c.C / c.groups) * c.k * c.k, 900 + i);
+      const p = { stride: [c.stride, c.stride], padding: [c.pad, c.pad], dilation: [c.dilation, c.dilation], groups: c.groups };
+      const xs = [c.N, c.C, c.H, c.W], ws = [c.Cout, c.C / c.groups, c.k, c.k];
+      const got = binaryKernels.binaryConv2d(x, xs, w, ws, p, c.padValue), want = binaryConv2d(x, xs, w, ws, p, c.padValue);
+      if (got.length !== want.length || got.some((v, j) => v !== want[j])) bad.push(JSON.stringify(c));
+    });
+    console.log(binaryAddon().info().isa + ' ' + (bad.length ? 'MISMATCH ' + bad.join(' ') : 'ok'));`;
+  for (const isa of others) {
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { env: { ...process.env, ONEBIT_ISA: isa }, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), `${isa} ok`);
+  }
+});
+
+test('native binary kernels reject wrong sizes with an Error', { skip }, () => {
+  const a = new Uint32Array(2), b = new Uint32Array(2);
+  assert.throws(() => addon!.binaryMatmul(new Float32Array(2), a, b, 1, 1, 64), /out must have 1 elements, but got 2/);
+  assert.throws(() => addon!.binaryMatmul(new Float32Array(1), a, b, 1, 1, 65), /a must have 3 elements/);
+  assert.throws(() => addon!.binaryMatmulIsa('sse' as never, new Float32Array(1), a, b, 1, 1, 64), /isa must be/);
+  assert.throws(() => addon!.bitpack(new Uint32Array(2), new Float32Array(3), 1, 3), /out must have 1 elements/);
+  const geom = Int32Array.of(1, 3, 5, 5, 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1); // C != Cg·groups
+  assert.throws(() => addon!.binaryConv2d(new Float32Array(50), new Float32Array(75), new Float32Array(36), geom, 0), /geometry/);
+});
