@@ -35,8 +35,8 @@ const jobs: Job[] = methods.flatMap((method) => seeds.map((seed) => ({ method, s
 function runOne(j: Job): Promise<void> {
   const resume = fs.existsSync(path.join(j.dir, 'last.ckpt'));
   const args = resume
-    ? [cli, 'train', '--resume', j.dir, '--no-progress']
-    : [cli, 'train', '--method', j.method, '--seed', String(j.seed), ...budget, '--out', j.dir, '--no-progress', '--force'];
+    ? ['--no-concurrent-recompilation', cli, 'train', '--resume', j.dir, '--no-progress']
+    : ['--no-concurrent-recompilation', cli, 'train', '--method', j.method, '--seed', String(j.seed), ...budget, '--out', j.dir, '--no-progress', '--force'];
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, args, { env: { ...process.env, ONEBIT_THREADS: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';

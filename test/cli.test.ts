@@ -8,7 +8,8 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
-const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+// --no-concurrent-recompilation as in the CLI's shebang (Node 20 exit deadlock, see src/cli/main.ts).
+const run = (...args: string[]) => spawnSync(process.execPath, ['--no-concurrent-recompilation', cli, ...args], { encoding: 'utf8' });
 
 test('cli: --help documents every train flag', () => {
   const r = run('train', '--help');
@@ -61,7 +62,7 @@ test('cli: SIGKILL mid-run, then --resume, gives the same per-epoch losses as an
   const full = fs.mkdtempSync(path.join(os.tmpdir(), 'onebit-cli-'));
   assert.equal(run('train', ...args, '--out', full).status, 0);
   const killed = fs.mkdtempSync(path.join(os.tmpdir(), 'onebit-cli-'));
-  const child = spawn(process.execPath, [cli, 'train', ...args, '--out', killed], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const child = spawn(process.execPath, ['--no-concurrent-recompilation', cli, 'train', ...args, '--out', killed], { stdio: ['ignore', 'pipe', 'ignore'] });
   let out = '';
   await new Promise<void>((resolve) => {
     child.stdout.on('data', (d: Buffer) => {

@@ -1,4 +1,11 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --no-concurrent-recompilation
+/*
+ * The shebang turns off V8's concurrent (background-thread) TurboFan compilation: with it, Node 20
+ * can deadlock at process exit (nodejs/node#54918: a background compile job waits for a GC the
+ * exiting main thread never runs) — seen here as `onebit train` hanging after its last line.
+ * Compiling on the main thread costs well under a second per run. Scripts that start the CLI
+ * with `node main.js` pass the flag themselves (test/cli.test.ts, bench/compare_methods.ts).
+ */
 /**
  * The `onebit` command line: `onebit train`, `onebit eval`, `onebit summary`. Bad flags or values print one error
  * and exit with status 2; runtime failures exit with 1.
