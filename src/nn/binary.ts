@@ -43,21 +43,25 @@ function quantizerOf(spec: QuantizerSpec | undefined, ctx: QuantizerContext): Qu
   return spec === null ? null : createQuantizer(spec ?? 'ste_sign', ctx);
 }
 
-/** y = q_in(x)·q_k(W)ᵀ (+ b). W: [out, in] latent floats. */
-export class BinaryLinear extends Module implements BinaryLayer {
+/**
+ * What BinaryLinear and BinaryConv2d share: latent weights (+ optional bias), the two quantizers
+ * registered as children (learnable quantizer state trains and saves with the layer) and the
+ * optional kernel constraint applied after each optimizer step.
+ */
+abstract class BinaryLayerBase extends Module implements BinaryLayer {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
   readonly inputQuantizer: Quantizer | null;
   readonly kernelQuantizer: Quantizer | null;
   readonly kernelConstraint: WeightClip | null;
 
-  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: BinaryLayerOptions & { bias?: boolean } = {}) {
+  protected constructor(weightShape: number[], fanIn: number, inChannels: number, opts: BinaryLayerOptions & { bias?: boolean }) {
     super();
-    this.weight = this.registerParameter('weight', uniformInit([outFeatures, inFeatures], inFeatures));
-    this.bias = opts.bias ? this.registerParameter('bias', uniformInit([outFeatures], inFeatures)) : null;
-    // Registered as children: learnable quantizer state trains and saves with the layer.
-    const iq = quantizerOf(opts.inputQuantizer, { role: 'input', channels: inFeatures });
-    const kq = quantizerOf(opts.kernelQuantizer, { role: 'kernel', channels: outFeatures, shape: this.weight.shape });
+    const outChannels = weightShape[0]!;
+    this.weight = this.registerParameter('weight', uniformInit(weightShape, fanIn));
+    this.bias = opts.bias ? this.registerParameter('bias', uniformInit([outChannels], fanIn)) : null;
+    const iq = quantizerOf(opts.inputQuantizer, { role: 'input', channels: inChannels });
+    const kq = quantizerOf(opts.kernelQuantizer, { role: 'kernel', channels: outChannels, shape: this.weight.shape });
     this.inputQuantizer = iq && this.registerModule('inputQuantizer', iq);
     this.kernelQuantizer = kq && this.registerModule('kernelQuantizer', kq);
     this.kernelConstraint = opts.kernelConstraint ?? null;
@@ -67,6 +71,21 @@ export class BinaryLinear extends Module implements BinaryLayer {
   override afterStep(): void {
     super.afterStep();
     this.kernelConstraint?.apply(this.weight);
+  }
+}
+
+/** Validated weight shape and fan-in of a binary convolution. */
+function convWeight(inChannels: number, outChannels: number, kernelSize: [number, number], groups: number): [number[], number] {
+  if (!Number.isInteger(groups) || groups < 1 || inChannels % groups || outChannels % groups) {
+    fail('BinaryConv2d', `channels divisible by groups=${groups}`, `in=${inChannels}, out=${outChannels}`);
+  }
+  return [[outChannels, inChannels / groups, ...kernelSize], (inChannels / groups) * kernelSize[0] * kernelSize[1]];
+}
+
+/** y = q_in(x)·q_k(W)ᵀ (+ b). W: [out, in] latent floats. */
+export class BinaryLinear extends BinaryLayerBase {
+  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: BinaryLayerOptions & { bias?: boolean } = {}) {
+    super([outFeatures, inFeatures], inFeatures, inFeatures, opts);
   }
 
   forward(x: Tensor): Tensor {
@@ -89,12 +108,7 @@ export class BinaryLinear extends Module implements BinaryLayer {
  * so a deployed 1-bit kernel must correct the border) or ±1 (padding stays binary, so a 1-bit
  * kernel is exact with no correction; Larq's `pad_values=1`).
  */
-export class BinaryConv2d extends Module implements BinaryLayer {
-  readonly weight: Tensor;
-  readonly bias: Tensor | null;
-  readonly inputQuantizer: Quantizer | null;
-  readonly kernelQuantizer: Quantizer | null;
-  readonly kernelConstraint: WeightClip | null;
+export class BinaryConv2d extends BinaryLayerBase {
   readonly kernelSize: [number, number];
   readonly padValue: number;
 
@@ -104,29 +118,10 @@ export class BinaryConv2d extends Module implements BinaryLayer {
     kernelSize: number | [number, number],
     readonly opts: BinaryLayerOptions & Conv2dOptions & { padValue?: -1 | 0 | 1 } = {},
   ) {
-    super();
-    const g = opts.groups ?? 1;
-    if (!Number.isInteger(g) || g < 1 || inChannels % g || outChannels % g) {
-      fail('BinaryConv2d', `channels divisible by groups=${g}`, `in=${inChannels}, out=${outChannels}`);
-    }
+    super(...convWeight(inChannels, outChannels, pair(kernelSize), opts.groups ?? 1), inChannels, opts);
     this.padValue = opts.padValue ?? 0;
     if (![-1, 0, 1].includes(this.padValue)) fail('BinaryConv2d padValue', '-1, 0 or 1', String(opts.padValue));
     this.kernelSize = pair(kernelSize);
-    const fanIn = (inChannels / g) * this.kernelSize[0] * this.kernelSize[1];
-    this.weight = this.registerParameter('weight', uniformInit([outChannels, inChannels / g, ...this.kernelSize], fanIn));
-    this.bias = opts.bias ? this.registerParameter('bias', uniformInit([outChannels], fanIn)) : null;
-    // Registered as children: learnable quantizer state trains and saves with the layer.
-    const iq = quantizerOf(opts.inputQuantizer, { role: 'input', channels: inChannels });
-    const kq = quantizerOf(opts.kernelQuantizer, { role: 'kernel', channels: outChannels, shape: this.weight.shape });
-    this.inputQuantizer = iq && this.registerModule('inputQuantizer', iq);
-    this.kernelQuantizer = kq && this.registerModule('kernelQuantizer', kq);
-    this.kernelConstraint = opts.kernelConstraint ?? null;
-  }
-
-  /** Applies `kernelConstraint` (if any) to the latent weights after each optimizer step. */
-  override afterStep(): void {
-    super.afterStep();
-    this.kernelConstraint?.apply(this.weight);
   }
 
   forward(x: Tensor): Tensor {
