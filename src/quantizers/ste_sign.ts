@@ -1,5 +1,5 @@
-import type { Tensor } from '../core/tensor.js';
-import { abs, greaterEqual, mul, sign } from '../ops/elementwise.js';
+import { type Tensor, wrap } from '../core/tensor.js';
+import { sign } from '../ops/elementwise.js';
 import { customGrad } from '../ops/custom.js';
 import { numOption, Quantizer, type QuantizerConfig } from './quantizer.js';
 
@@ -20,7 +20,7 @@ export class SteSign extends Quantizer {
 
   apply(x: Tensor): Tensor {
     const c = this.clipValue;
-    return customGrad('ste_sign', [x], ([v]) => sign(v!), (g, [v]) => [mul(g, greaterEqual(c, abs(v!)))]);
+    return customGrad('ste_sign', [x], ([v]) => sign(v!), (g, [v]) => [clippedSte(g, v!, c)]);
   }
 
   config(): QuantizerConfig {
@@ -30,4 +30,15 @@ export class SteSign extends Quantizer {
   static fromConfig(c: QuantizerConfig): SteSign {
     return new SteSign(numOption(c, 'clipValue', 1, (v) => v > 0));
   }
+}
+
+/** dL/dx = g·1[|x| <= clip], in one pass (the clipped straight-through estimator's backward). */
+export function clippedSte(g: Tensor, x: Tensor, clip: number): Tensor {
+  const gv = g.f32(), xv = x.f32();
+  const out = new Float32Array(xv.length);
+  for (let i = 0; i < out.length; i++) {
+    const v = xv[i]!;
+    out[i] = v <= clip && v >= -clip ? gv[i]! : 0;
+  }
+  return wrap(out, x.shape);
 }

@@ -1,6 +1,7 @@
 import { fail, fmtShape } from '../core/errors.js';
 import { type Tensor, wrap } from '../core/tensor.js';
-import { abs, greaterEqual, mul, sign } from '../ops/elementwise.js';
+import { mul, sign } from '../ops/elementwise.js';
+import { clippedSte } from './ste_sign.js';
 import { customGrad } from '../ops/custom.js';
 import { numOption, Quantizer, type QuantizerConfig } from './quantizer.js';
 
@@ -23,7 +24,7 @@ export class XnorSign extends Quantizer {
 
   apply(w: Tensor): Tensor {
     const c = this.clipValue;
-    return customGrad('xnor_sign', [w], ([v]) => mul(sign(v!), channelMeanAbs(v!)), (g, [v]) => [mul(g, greaterEqual(c, abs(v!)))]);
+    return customGrad('xnor_sign', [w], ([v]) => mul(sign(v!), channelMeanAbs(v!)), (g, [v]) => [clippedSte(g, v!, c)]);
   }
 
   config(): QuantizerConfig {
