@@ -14,7 +14,8 @@
         "native/bgemm/bgemm_avx512.cc",
         "native/bgemm/bgemm_select.cc",
         "native/bconv/bconv.cc",
-        "native/binary_bindings.cc"
+        "native/binary_bindings.cc",
+        "native/eltwise/eltwise.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

@@ -1,4 +1,4 @@
-// The onebit native addon: binary kernels (always) and oneDNN float kernels (when built with
+// The onebit native addon: binary and elementwise kernels (always) and oneDNN float kernels (when built with
 // oneDNN). `info()` reports what this build has; `setThreads(n)` sets the OpenMP thread count used
 // by both our kernels and oneDNN (one runtime, libgomp: see the engine study on competing pools).
 #include <omp.h>
@@ -8,6 +8,7 @@
 
 namespace onebit {
 void RegisterBinaryKernels(Napi::Env env, Napi::Object exports);
+void RegisterEltwiseKernels(Napi::Env env, Napi::Object exports);
 #ifdef ONEBIT_HAVE_DNNL
 void RegisterDnnlKernels(Napi::Env env, Napi::Object exports);
 #endif
@@ -54,6 +55,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   onebit::RegisterBinaryKernels(env, exports);
+  onebit::RegisterEltwiseKernels(env, exports);
 #ifdef ONEBIT_HAVE_DNNL
   onebit::RegisterDnnlKernels(env, exports);
 #endif

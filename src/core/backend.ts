@@ -45,6 +45,13 @@ export interface Backend {
   /** Elementwise with NumPy broadcasting; comparisons return 1/0. `outShape` is the broadcast shape. */
   binary(op: BinaryKernel, a: Float32Array, aShape: Shape, b: Float32Array, bShape: Shape, outShape: Shape): Float32Array;
   unary(op: UnaryKernel, x: Float32Array): Float32Array;
+  /**
+   * Optional fused kernels; when absent the ops run their TypeScript loops. Results must equal those
+   * loops exactly. `clippedSte`: out = g where −clip <= x <= clip, else 0 (NaN → 0).
+   * `symmetricScale`: s when every value of x is +s or −s for one s > 0, else null.
+   */
+  clippedSte?(g: Float32Array, x: Float32Array, clip: number): Float32Array;
+  symmetricScale?(x: Float32Array): number | null;
   /** min(max(x, lo), hi). */
   clamp(x: Float32Array, lo: number, hi: number): Float32Array;
 

@@ -23,8 +23,14 @@ export function packedForwardEnabled(): boolean {
   return backend().packedBinaryForward === true;
 }
 
-/** s when every value of x is +s or −s for one s > 0, else null. */
+/** s when every value of x is +s or −s for one s > 0, else null (the backend's fused kernel when it has one). */
 export function symmetricScale(x: Float32Array): number | null {
+  const b = backend();
+  return b.symmetricScale ? b.symmetricScale(x) : symmetricScaleLoop(x);
+}
+
+/** The TypeScript loop of `symmetricScale` (backends without the fused kernel; the conformance oracle). */
+export function symmetricScaleLoop(x: Float32Array): number | null {
   if (!x.length) return null;
   const s = Math.abs(x[0]!);
   if (!(s > 0)) return null;

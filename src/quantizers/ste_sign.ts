@@ -1,4 +1,4 @@
-import { type Tensor, wrap } from '../core/tensor.js';
+import { backend, type Tensor, wrap } from '../core/tensor.js';
 import { sign } from '../ops/elementwise.js';
 import { customGrad } from '../ops/custom.js';
 import { numOption, Quantizer, type QuantizerConfig } from './quantizer.js';
@@ -35,10 +35,17 @@ export class SteSign extends Quantizer {
 /** dL/dx = g·1[|x| <= clip], in one pass (the clipped straight-through estimator's backward). */
 export function clippedSte(g: Tensor, x: Tensor, clip: number): Tensor {
   const gv = g.f32(), xv = x.f32();
+  const b = backend();
+  if (b.clippedSte) return wrap(b.clippedSte(gv, xv, clip), x.shape);
+  return wrap(clippedSteLoop(gv, xv, clip), x.shape);
+}
+
+/** The TypeScript loop of `clippedSte` (backends without the fused kernel; the conformance oracle). */
+export function clippedSteLoop(gv: Float32Array, xv: Float32Array, clip: number): Float32Array {
   const out = new Float32Array(xv.length);
   for (let i = 0; i < out.length; i++) {
     const v = xv[i]!;
     out[i] = v <= clip && v >= -clip ? gv[i]! : 0;
   }
-  return wrap(out, x.shape);
+  return out;
 }

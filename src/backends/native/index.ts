@@ -3,13 +3,15 @@ import { refBackend } from '../ref/index.js';
 import { loadAddon } from './addon.js';
 import { binaryKernels } from './binary.js';
 import { dnnlKernels } from './dnnl.js';
+import { eltwiseKernels } from './eltwise.js';
 
 /**
  * The native backend: the reference backend with its heavy kernels replaced by the C++ addon —
  * float conv/matmul/batch-norm/pooling through oneDNN (when the addon was built with it) and our
- * own bit-packed binary kernels (AVX-512 VPOPCNTDQ / AVX2 / scalar, chosen at run time). Kernels
- * the addon does not provide (elementwise, reductions, softmax) stay on the TypeScript reference:
- * they are memory-bound and cheap next to the convolutions. Null when the addon is not built.
+ * own bit-packed binary kernels (AVX-512 VPOPCNTDQ / AVX2 / scalar, chosen at run time), plus the
+ * hot float elementwise kernels on large arrays (sign/abs/neg/relu, add/sub/mul, the clipped STE
+ * backward, the two-valued scale test; see eltwise.ts). Kernels the addon does not provide (other
+ * elementwise ops, reductions, softmax) stay on the TypeScript reference. Null when the addon is not built.
  */
 export function createNativeBackend(): Backend | null {
   const addon = loadAddon();
@@ -20,6 +22,7 @@ export function createNativeBackend(): Backend | null {
     ...refBackend,
     ...(dnnlKernels ?? {}),
     ...(binaryKernels ?? {}),
+    ...(eltwiseKernels ?? {}),
     packedBinaryForward: true,
     name: addon.info().dnnl ? `native (oneDNN + ${addon.info().isa})` : `native (${addon.info().isa}, no oneDNN)`,
   };

@@ -1,0 +1,159 @@
+// N-API bindings of the float32 elementwise kernels the training step spends its time in (sign,
+// abs, neg, relu; same-shape and scalar add/sub/mul; the clipped STE backward; the two-valued
+// scale test of binary_forward.ts). Results equal the TypeScript reference (src/backends/ref/
+// elementwise.ts) exactly: float32 add/sub/mul/abs/neg are exact roundings, comparisons are
+// done as there, NaN handling matches. Outputs are allocated in JavaScript and passed first.
+//
+//   unaryF32(op, out, x)                       op: 0 sign, 1 abs, 2 neg, 3 relu
+//   binarySameF32(op, out, a, b)               op: 0 add, 1 sub, 2 mul; equal lengths
+//   binaryScalarF32(op, out, a, y, scalarFirst) out[i] = f(a[i], y), or f(y, a[i]) if scalarFirst
+//   clippedSteF32(out, g, x, clip)             out[i] = -clip <= x[i] <= clip ? g[i] : 0
+//   symmetricScaleF32(x) -> s if every x[i] is +s or -s for one s > 0, else -1
+//
+// Large arrays (>= kParallel elements) are split over the OpenMP threads.
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include "common.h"
+
+namespace onebit {
+namespace {
+
+constexpr int64_t kParallel = 1 << 18;  // ~256k elements
+
+bool OpCode(const Napi::CallbackInfo& info, const char* name, int max, int& op) {
+  op = static_cast<int>(GetInt(info, 0));
+  if (op < 0 || op > max) {
+    Fail(info.Env(), std::string(name) + ": unknown op code");
+    return false;
+  }
+  return true;
+}
+
+bool SameLength(const Napi::CallbackInfo& info, const char* name, size_t a, size_t b) {
+  if (a == b) return true;
+  Fail(info.Env(), std::string(name) + ": arrays must have equal lengths, but got " + std::to_string(a) + " and " +
+                       std::to_string(b));
+  return false;
+}
+
+template <typename F>
+inline void Map(float* out, int64_t n, F f) {
+#pragma omp parallel for schedule(static) if (n >= kParallel)
+  for (int64_t i = 0; i < n; i++) out[i] = f(i);
+}
+
+Napi::Value UnaryF32(const Napi::CallbackInfo& info) {
+  int op;
+  float* out;
+  const float* x;
+  size_t nout, nx;
+  if (!OpCode(info, "unaryF32", 3, op) || !GetArray(info, 1, napi_float32_array, out, nout) ||
+      !GetArray(info, 2, napi_float32_array, x, nx) || !SameLength(info, "unaryF32", nout, nx)) {
+    return info.Env().Undefined();
+  }
+  const int64_t n = static_cast<int64_t>(nx);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  switch (op) {
+    case 0: Map(out, n, [=](int64_t i) { const float v = x[i]; return v >= 0.f ? 1.f : v < 0.f ? -1.f : nan; }); break;
+    case 1: Map(out, n, [=](int64_t i) { return std::fabs(x[i]); }); break;
+    case 2: Map(out, n, [=](int64_t i) { return -x[i]; }); break;
+    default: Map(out, n, [=](int64_t i) { const float v = x[i]; return v > 0.f ? v : 0.f; }); break;
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value BinarySameF32(const Napi::CallbackInfo& info) {
+  int op;
+  float* out;
+  const float *a, *b;
+  size_t nout, na, nb;
+  if (!OpCode(info, "binarySameF32", 2, op) || !GetArray(info, 1, napi_float32_array, out, nout) ||
+      !GetArray(info, 2, napi_float32_array, a, na) || !GetArray(info, 3, napi_float32_array, b, nb) ||
+      !SameLength(info, "binarySameF32", nout, na) || !SameLength(info, "binarySameF32", na, nb)) {
+    return info.Env().Undefined();
+  }
+  const int64_t n = static_cast<int64_t>(na);
+  switch (op) {
+    case 0: Map(out, n, [=](int64_t i) { return a[i] + b[i]; }); break;
+    case 1: Map(out, n, [=](int64_t i) { return a[i] - b[i]; }); break;
+    default: Map(out, n, [=](int64_t i) { return a[i] * b[i]; }); break;
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value BinaryScalarF32(const Napi::CallbackInfo& info) {
+  int op;
+  float* out;
+  const float* a;
+  size_t nout, na;
+  if (!OpCode(info, "binaryScalarF32", 2, op) || !GetArray(info, 1, napi_float32_array, out, nout) ||
+      !GetArray(info, 2, napi_float32_array, a, na) || !SameLength(info, "binaryScalarF32", nout, na)) {
+    return info.Env().Undefined();
+  }
+  if (info.Length() < 5 || !info[3].IsNumber()) return Fail(info.Env(), "binaryScalarF32: y must be a number");
+  // y comes from a Float32Array element, so the float conversion is exact.
+  const float y = static_cast<float>(info[3].As<Napi::Number>().DoubleValue());
+  const bool first = info[4].ToBoolean().Value();
+  const int64_t n = static_cast<int64_t>(na);
+  switch (op) {
+    case 0: Map(out, n, [=](int64_t i) { return a[i] + y; }); break;
+    case 1:
+      if (first) Map(out, n, [=](int64_t i) { return y - a[i]; });
+      else Map(out, n, [=](int64_t i) { return a[i] - y; });
+      break;
+    default: Map(out, n, [=](int64_t i) { return a[i] * y; }); break;
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value ClippedSteF32(const Napi::CallbackInfo& info) {
+  float* out;
+  const float *g, *x;
+  size_t nout, ng, nx;
+  if (!GetArray(info, 0, napi_float32_array, out, nout) || !GetArray(info, 1, napi_float32_array, g, ng) ||
+      !GetArray(info, 2, napi_float32_array, x, nx) || !SameLength(info, "clippedSteF32", nout, nx) ||
+      !SameLength(info, "clippedSteF32", ng, nx)) {
+    return info.Env().Undefined();
+  }
+  if (info.Length() < 4 || !info[3].IsNumber()) return Fail(info.Env(), "clippedSteF32: clip must be a number");
+  const double clip = info[3].As<Napi::Number>().DoubleValue();  // compared in double, as in TypeScript
+  Map(out, static_cast<int64_t>(nx), [=](int64_t i) {
+    const double v = x[i];
+    return v <= clip && v >= -clip ? g[i] : 0.f;
+  });
+  return info.Env().Undefined();
+}
+
+Napi::Value SymmetricScaleF32(const Napi::CallbackInfo& info) {
+  const float* x;
+  size_t nx;
+  if (!GetArray(info, 0, napi_float32_array, x, nx)) return info.Env().Undefined();
+  const Napi::Number none = Napi::Number::New(info.Env(), -1);
+  const int64_t n = static_cast<int64_t>(nx);
+  if (n == 0) return none;
+  const float s = std::fabs(x[0]);
+  if (!(s > 0.f)) return none;
+  const float m = -s;
+  // A short serial prefix rejects most non-two-valued tensors without starting the thread team.
+  const int64_t head = n < 256 ? n : 256;
+  for (int64_t i = 1; i < head; i++)
+    if (x[i] != s && x[i] != m) return none;
+  int bad = 0;
+#pragma omp parallel for schedule(static) reduction(| : bad) if (n >= kParallel)
+  for (int64_t i = head; i < n; i++) bad |= (x[i] != s) & (x[i] != m);
+  return bad ? none : Napi::Number::New(info.Env(), static_cast<double>(s));
+}
+
+}  // namespace
+
+void RegisterEltwiseKernels(Napi::Env env, Napi::Object exports) {
+  exports.Set("unaryF32", Napi::Function::New(env, UnaryF32));
+  exports.Set("binarySameF32", Napi::Function::New(env, BinarySameF32));
+  exports.Set("binaryScalarF32", Napi::Function::New(env, BinaryScalarF32));
+  exports.Set("clippedSteF32", Napi::Function::New(env, ClippedSteF32));
+  exports.Set("symmetricScaleF32", Napi::Function::New(env, SymmetricScaleF32));
+}
+
+}  // namespace onebit

@@ -1,0 +1,91 @@
+/**
+ * The float32 elementwise kernels of the C++ addon (native/eltwise/eltwise.cc) behind the Backend
+ * signatures. Large arrays (>= NATIVE_ELTWISE_MIN elements) of the supported ops and shapes run
+ * natively (OpenMP-parallel above ~256k elements); everything else stays on the reference kernels,
+ * whose results the native ones equal exactly (conformance_eltwise.test.ts). A large array that
+ * falls back is said once per op in the debug log (ONEBIT_DEBUG=1). Null when the addon is not built.
+ */
+import type { Backend, BinaryKernel, Shape, UnaryKernel } from '../../core/backend.js';
+import { debugLog } from '../../core/debug.js';
+import { shapesEqual, sizeOf } from '../../core/shape.js';
+import { binary as refBinary, unary as refUnary } from '../ref/elementwise.js';
+import { loadAddon, type NativeAddon } from './addon.js';
+
+/** The addon's elementwise entry points (op codes in native/eltwise/eltwise.cc). */
+export interface EltwiseAddon extends NativeAddon {
+  unaryF32(op: number, out: Float32Array, x: Float32Array): void;
+  binarySameF32(op: number, out: Float32Array, a: Float32Array, b: Float32Array): void;
+  binaryScalarF32(op: number, out: Float32Array, a: Float32Array, y: number, scalarFirst: boolean): void;
+  clippedSteF32(out: Float32Array, g: Float32Array, x: Float32Array, clip: number): void;
+  /** s when every value is ±s for one s > 0, else −1. */
+  symmetricScaleF32(x: Float32Array): number;
+}
+
+/** Below this many elements the call overhead outweighs the native loop: the reference runs. */
+export const NATIVE_ELTWISE_MIN = 65_536;
+
+const UNARY_OPS: Partial<Record<UnaryKernel, number>> = { sign: 0, abs: 1, neg: 2, relu: 3 };
+const BINARY_OPS: Partial<Record<BinaryKernel, number>> = { add: 0, sub: 1, mul: 2 };
+
+export type EltwiseKernels = Pick<Backend, 'unary' | 'binary'> & Required<Pick<Backend, 'clippedSte' | 'symmetricScale'>>;
+
+/** The addon typed for its elementwise kernels, or null when it is not built (or predates them). */
+export function eltwiseAddon(): EltwiseAddon | null {
+  const a = loadAddon() as EltwiseAddon | null;
+  return a && typeof a.unaryF32 === 'function' ? a : null;
+}
+
+function make(addon: EltwiseAddon): EltwiseKernels {
+  return {
+    unary(op: UnaryKernel, x: Float32Array): Float32Array {
+      if (x.length < NATIVE_ELTWISE_MIN) return refUnary(op, x);
+      const code = UNARY_OPS[op];
+      if (code === undefined) {
+        debugLog(`native unary ${op}: no native kernel; reference loop`);
+        return refUnary(op, x);
+      }
+      const out = new Float32Array(x.length);
+      addon.unaryF32(code, out, x);
+      return out;
+    },
+    binary(op: BinaryKernel, a: Float32Array, aShape: Shape, b: Float32Array, bShape: Shape, outShape: Shape): Float32Array {
+      const n = sizeOf(outShape);
+      if (n < NATIVE_ELTWISE_MIN) return refBinary(op, a, aShape, b, bShape, outShape);
+      const code = BINARY_OPS[op];
+      if (code !== undefined) {
+        // The same three flat cases as the reference kernel, in its order.
+        if (shapesEqual(aShape, outShape) && shapesEqual(bShape, outShape)) {
+          const out = new Float32Array(n);
+          addon.binarySameF32(code, out, a, b);
+          return out;
+        }
+        if (b.length === 1 && a.length === n) {
+          const out = new Float32Array(n);
+          addon.binaryScalarF32(code, out, a, b[0]!, false);
+          return out;
+        }
+        if (a.length === 1 && b.length === n) {
+          const out = new Float32Array(n);
+          addon.binaryScalarF32(code, out, b, a[0]!, true);
+          return out;
+        }
+      }
+      debugLog(`native binary ${op}: ${code === undefined ? 'no native kernel' : 'broadcast shapes'}; reference loop`);
+      return refBinary(op, a, aShape, b, bShape, outShape);
+    },
+    clippedSte(g: Float32Array, x: Float32Array, clip: number): Float32Array {
+      const out = new Float32Array(x.length);
+      addon.clippedSteF32(out, g, x, clip);
+      return out;
+    },
+    symmetricScale(x: Float32Array): number | null {
+      const s = addon.symmetricScaleF32(x);
+      return s > 0 ? s : null;
+    },
+  };
+}
+
+const addon = eltwiseAddon();
+
+/** The native elementwise kernels, or null when the addon is missing (the reference ones apply). */
+export const eltwiseKernels: EltwiseKernels | null = addon ? make(addon) : null;

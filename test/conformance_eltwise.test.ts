@@ -1,0 +1,115 @@
+import '../src/index.js';
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { BinaryKernel, UnaryKernel } from '../src/core/backend.js';
+import { Rng } from '../src/core/rng.js';
+import { binary, unary } from '../src/backends/ref/elementwise.js';
+import { eltwiseAddon, eltwiseKernels, NATIVE_ELTWISE_MIN } from '../src/backends/native/eltwise.js';
+import { clippedSteLoop } from '../src/quantizers/ste_sign.js';
+import { symmetricScaleLoop } from '../src/ops/binary_forward.js';
+
+/*
+ * Native float32 elementwise kernels (native/eltwise/eltwise.cc) against the TypeScript reference:
+ * EXACTLY equal, element by element (Object.is: NaN equals NaN, +0 differs from −0). Sizes cover
+ * tiny arrays, the serial/parallel split (300_001 > 256k) and the wrapper's native threshold.
+ * Inputs mix NaN, ±0, ±Infinity and values at the clip boundary into uniform values.
+ */
+
+const SIZES = [1, 3, 31, 32, 33, 65, 100_000, 300_001];
+const UNARY: [UnaryKernel, number][] = [['sign', 0], ['abs', 1], ['neg', 2], ['relu', 3]];
+const BINARY: [BinaryKernel, number][] = [['add', 0], ['sub', 1], ['mul', 2]];
+const SPECIAL = [NaN, 0, -0, Infinity, -Infinity, 1, -1, Math.fround(1 + 2 ** -23), 1e-45, -3.4e38];
+
+function values(n: number, seed: number): Float32Array {
+  const r = new Rng(seed);
+  return Float32Array.from({ length: n }, (_, i) => (i % 7 === seed % 7 ? SPECIAL[(i + seed) % SPECIAL.length]! : r.uniform(-2, 2)));
+}
+
+function assertSame(got: Float32Array, want: Float32Array, what: string): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  for (let i = 0; i < want.length; i++) {
+    if (!Object.is(got[i], want[i])) assert.fail(`${what}: [${i}] = ${got[i]}, want ${want[i]}`);
+  }
+}
+
+const addon = eltwiseAddon();
+const skip = addon && eltwiseKernels ? false : 'native addon not built (build/Release/onebit.node); run `node native/build.cjs`';
+
+test('native unary kernels equal the reference exactly', { skip }, () => {
+  for (const n of SIZES) {
+    const x = values(n, n);
+    for (const [op, code] of UNARY) {
+      const want = unary(op, x);
+      const direct = new Float32Array(n);
+      addon!.unaryF32(code, direct, x);
+      assertSame(direct, want, `unaryF32 ${op} n=${n}`);
+      assertSame(eltwiseKernels!.unary(op, x), want, `backend unary ${op} n=${n}`);
+    }
+    // Ops without a native kernel fall back to the reference.
+    assertSame(eltwiseKernels!.unary('exp', x), unary('exp', x), `backend unary exp n=${n}`);
+  }
+});
+
+test('native binary kernels equal the reference exactly (same shape, scalar either side, broadcast fallback)', { skip }, () => {
+  for (const n of SIZES) {
+    const a = values(n, n + 1), b = values(n, n + 2), y = Float32Array.of(-0.75), z = Float32Array.of(NaN);
+    for (const [op, code] of BINARY) {
+      const want = binary(op, a, [n], b, [n], [n]);
+      const direct = new Float32Array(n);
+      addon!.binarySameF32(code, direct, a, b);
+      assertSame(direct, want, `binarySameF32 ${op} n=${n}`);
+      assertSame(eltwiseKernels!.binary(op, a, [n], b, [n], [n]), want, `backend binary ${op} n=${n}`);
+      for (const s of [y, z, Float32Array.of(-0), Float32Array.of(Infinity)]) {
+        assertSame(eltwiseKernels!.binary(op, a, [n], s, [1], [n]), binary(op, a, [n], s, [1], [n]), `${op} a·scalar ${s[0]} n=${n}`);
+        assertSame(eltwiseKernels!.binary(op, s, [], a, [n], [n]), binary(op, s, [], a, [n], [n]), `${op} scalar·a ${s[0]} n=${n}`);
+        const d1 = new Float32Array(n), d2 = new Float32Array(n);
+        addon!.binaryScalarF32(code, d1, a, s[0]!, false);
+        addon!.binaryScalarF32(code, d2, a, s[0]!, true);
+        assertSame(d1, binary(op, a, [n], s, [1], [n]), `binaryScalarF32 ${op} ${s[0]} n=${n}`);
+        assertSame(d2, binary(op, s, [1], a, [n], [n]), `binaryScalarF32 first ${op} ${s[0]} n=${n}`);
+      }
+    }
+  }
+  // Real broadcasting and ops without a native kernel (large): the reference path.
+  const rows = 1000, cols = 101, big = values(rows * cols, 5), row = values(cols, 6);
+  assert.ok(rows * cols >= NATIVE_ELTWISE_MIN);
+  for (const op of ['add', 'sub', 'mul', 'div', 'maximum'] as BinaryKernel[]) {
+    assertSame(eltwiseKernels!.binary(op, big, [rows, cols], row, [1, cols], [rows, cols]), binary(op, big, [rows, cols], row, [1, cols], [rows, cols]), `broadcast ${op}`);
+  }
+  assertSame(eltwiseKernels!.binary('div', big, [rows * cols], big, [rows * cols], [rows * cols]), binary('div', big, [rows * cols], big, [rows * cols], [rows * cols]), 'same-shape div');
+});
+
+test('native clippedSte equals the TypeScript loop exactly', { skip }, () => {
+  for (const n of SIZES) {
+    const g = values(n, n + 3), x = values(n, n + 4);
+    for (const clip of [1, 0.5, 1.3, Math.fround(1 + 2 ** -23), 0, Infinity]) {
+      assertSame(eltwiseKernels!.clippedSte(g, x, clip), clippedSteLoop(g, x, clip), `clippedSte clip=${clip} n=${n}`);
+    }
+  }
+});
+
+test('native symmetricScale equals the TypeScript loop (two-valued or not, ±0, NaN, ±Infinity)', { skip }, () => {
+  const cases: [string, Float32Array][] = [['empty', new Float32Array(0)]];
+  for (const n of SIZES) {
+    const r = new Rng(n);
+    const s = Math.fround(0.37);
+    const two = Float32Array.from({ length: n }, () => (r.uniform(-1, 1) < 0 ? -s : s));
+    cases.push([`±s n=${n}`, two]);
+    cases.push([`±1 n=${n}`, two.map((v) => Math.sign(v))]);
+    cases.push([`±Infinity n=${n}`, two.map((v) => v * Infinity)]);
+    cases.push([`zeros n=${n}`, new Float32Array(n)]);
+    cases.push([`−0/0 mix n=${n}`, Float32Array.from({ length: n }, (_, i) => (i % 2 ? -0 : 0))]);
+    cases.push([`−s first n=${n}`, Float32Array.from({ length: n }, (_, i) => (i ? s : -s))]);
+    cases.push([`NaN first n=${n}`, two.map((v, i) => (i ? v : NaN))]);
+    for (const at of [1, Math.floor(n / 2), 255, 256, n - 1]) {
+      if (at < 1 || at >= n) continue;
+      for (const bad of [NaN, 0, -0, Math.fround(0.37 + 1e-6), 1, -Infinity]) {
+        const c = two.slice();
+        c[at] = bad;
+        cases.push([`±s with ${bad} at ${at} n=${n}`, c]);
+      }
+    }
+    cases.push([`random n=${n}`, values(n, n + 5)]);
+  }
+  for (const [what, x] of cases) assert.equal(eltwiseKernels!.symmetricScale(x), symmetricScaleLoop(x), what);
+});
