@@ -125,3 +125,9 @@ export function methodActivation(method: MethodPreset, channels: number): Module
     case 'maxout': return new Maxout(channels);
   }
 }
+
+/** The preset's non-linearity as a list of layers to splice into a Sequential ([] for none). */
+export function methodActivations(method: MethodPreset, channels: number): Module[] {
+  const a = methodActivation(method, channels);
+  return a ? [a] : [];
+}

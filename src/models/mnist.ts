@@ -3,7 +3,7 @@ import { BinaryConv2d, BinaryLinear } from '../nn/binary.js';
 import { BatchNorm1d, BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d } from '../nn/layers.js';
 import { Sequential } from '../nn/module.js';
 import type { Module } from '../nn/module.js';
-import { methodActivation, type MethodPreset } from './methods.js';
+import { methodActivations, type MethodPreset } from './methods.js';
 
 /**
  * Small binary networks for 28x28 single-channel inputs (MNIST). First and last layers stay real-
@@ -19,10 +19,7 @@ import { methodActivation, type MethodPreset } from './methods.js';
 export function mnistModel(arch: string, method: MethodPreset, opts: { hidden?: number; numClasses?: number } = {}): Sequential {
   const q = { inputQuantizer: method.inputQuantizer, kernelQuantizer: method.kernelQuantizer };
   const k = opts.numClasses ?? 10;
-  const act = (c: number): Module[] => {
-    const a = methodActivation(method, c);
-    return a ? [a] : [];
-  };
+  const act = (c: number): Module[] => methodActivations(method, c);
   switch (arch) {
     case 'mlp': {
       const h = opts.hidden ?? 256;

@@ -5,7 +5,7 @@ import { add } from '../ops/elementwise.js';
 import { BinaryConv2d } from '../nn/binary.js';
 import { BatchNorm1d, BatchNorm2d, Conv2d, GlobalAvgPool2d, Linear } from '../nn/layers.js';
 import { Module, Sequential } from '../nn/module.js';
-import { methodActivation, type MethodPreset } from './methods.js';
+import { methodActivation, methodActivations, type MethodPreset } from './methods.js';
 
 /**
  * ResNet-20 for CIFAR (32×32×3) with the Bi-Real/AdaBin two-shortcut block (methods.md §3.6):
@@ -18,10 +18,7 @@ import { methodActivation, type MethodPreset } from './methods.js';
  * plain presets). Binary convs zero-pad (padValue 0), as the official codes.
  */
 export function resnet20(method: MethodPreset, opts: { numClasses?: number } = {}): Sequential {
-  const act = (c: number): Module[] => {
-    const a = methodActivation(method, c);
-    return a ? [a] : [];
-  };
+  const act = (c: number): Module[] => methodActivations(method, c);
   const layers: Module[] = [new Conv2d(3, 16, 3, { padding: 1, bias: false }), new BatchNorm2d(16), ...act(16)];
   let cin = 16;
   for (const [stage, c] of [16, 32, 64].entries()) {

@@ -1,16 +1,10 @@
 import { fail } from '../core/errors.js';
 import { type Tensor, wrap } from '../core/tensor.js';
-import { add, div, mul, sign, sub } from '../ops/elementwise.js';
-import { customGrad } from '../ops/custom.js';
-import { approxSignBackward } from './approx_sign.js';
+import { add, div, mul, sub } from '../ops/elementwise.js';
+import { approxSign } from './approx_sign.js';
 import { Quantizer, type QuantizerConfig } from './quantizer.js';
 
 export type AdaBinActForm = 'code' | 'paper';
-
-/** sign(v) (sign(0) = +1) with Bi-Real's ApproxSign backward (methods.md §1.1). */
-function approxSign(v: Tensor): Tensor {
-  return customGrad('approx_sign', [v], ([x]) => sign(x!), (g, [x]) => [approxSignBackward(g, x!)]);
-}
 
 /**
  * `adabin_act` — AdaBin's activation binarizer (Tu, Chen, Ren, Wang, "AdaBin: Improving Binary Neural

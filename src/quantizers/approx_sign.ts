@@ -20,7 +20,7 @@ export class ApproxSign extends Quantizer {
   readonly precision = 1;
 
   apply(x: Tensor): Tensor {
-    return customGrad('approx_sign', [x], ([v]) => sign(v!), (g, [v]) => [approxSignBackward(g, v!)]);
+    return approxSign(x);
   }
 
   config(): QuantizerConfig {
@@ -45,4 +45,9 @@ export function approxSignBackward(g: Tensor, x: Tensor): Tensor {
   const out = new Float32Array(xv.length);
   for (let i = 0; i < out.length; i++) out[i] = gv[i]! * approxSignDerivative(xv[i]!);
   return wrap(out, x.shape);
+}
+
+/** sign(x) (sign(0) = +1) with the ApproxSign backward; shared by approx_sign and adabin_act. */
+export function approxSign(x: Tensor): Tensor {
+  return customGrad('approx_sign', [x], ([v]) => sign(v!), (g, [v]) => [approxSignBackward(g, v!)]);
 }
