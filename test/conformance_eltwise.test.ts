@@ -113,3 +113,42 @@ test('native symmetricScale equals the TypeScript loop (two-valued or not, ±0, 
   }
   for (const [what, x] of cases) assert.equal(eltwiseKernels!.symmetricScale(x), symmetricScaleLoop(x), what);
 });
+
+/** Naive broadcasting oracle: unravel every output index and read each operand by its own index. */
+function naiveBroadcast(op: BinaryKernel, a: Float32Array, as: number[], b: Float32Array, bs: number[], os: number[]): Float32Array {
+  const f: Record<string, (x: number, y: number) => number> = {
+    add: (x, y) => x + y, sub: (x, y) => x - y, mul: (x, y) => x * y, div: (x, y) => x / y,
+    maximum: (x, y) => (x >= y ? x : y), minimum: (x, y) => (x <= y ? x : y),
+    greater: (x, y) => (x > y ? 1 : 0), greaterEqual: (x, y) => (x >= y ? 1 : 0), equal: (x, y) => (x === y ? 1 : 0),
+  };
+  const n = os.reduce((p, q) => p * q, 1), out = new Float32Array(n);
+  const at = (shape: number[], idx: number[]) => {
+    const off = os.length - shape.length;
+    let k = 0;
+    for (let d = 0; d < shape.length; d++) k = k * shape[d]! + (shape[d] === 1 ? 0 : idx[d + off]!);
+    return k;
+  };
+  for (let i = 0; i < n; i++) {
+    const idx: number[] = [];
+    for (let d = os.length - 1, r = i; d >= 0; d--) { idx[d] = r % os[d]!; r = Math.floor(r / os[d]!); }
+    out[i] = f[op]!(a[at(as, idx)]!, b[at(bs, idx)]!);
+  }
+  return out;
+}
+
+test('broadcasting binary kernels (collapsed to 3 dims) equal a naive oracle exactly, on both backends', () => {
+  const cases: [number[], number[]][] = [
+    [[5, 3, 7, 9], [1, 3, 1, 1]], [[1, 3, 1, 1], [5, 3, 7, 9]], [[5, 3, 7, 9], [5, 3, 1, 1]], [[5, 1, 7, 9], [1, 3, 1, 1]],
+    [[33, 65], [33, 1]], [[33, 65], [65]], [[2, 3, 4, 5, 6], [1, 3, 1, 5, 1]], [[64, 33, 9, 11], [1, 33, 1, 1]], [[64, 33, 9, 11], [64, 33, 1, 1]], [[1, 33, 1, 1], [64, 33, 9, 11]], [[3, 1], [1, 4]],
+  ];
+  const ops: BinaryKernel[] = ['add', 'sub', 'mul', 'div', 'maximum', 'minimum', 'greater', 'greaterEqual', 'equal'];
+  cases.forEach(([as, bs], k) => {
+    const os = as.length >= bs.length ? as.map((d, i) => Math.max(d, bs[i - (as.length - bs.length)] ?? 1)) : bs.map((d, i) => Math.max(d, as[i - (bs.length - as.length)] ?? 1));
+    const a = values(as.reduce((p, q) => p * q, 1), 11 + k), b = values(bs.reduce((p, q) => p * q, 1), 12 + k);
+    for (const op of ops) {
+      const want = naiveBroadcast(op, a, as, b, bs, os);
+      assertSame(binary(op, a, as, b, bs, os), want, `ref ${op} ${JSON.stringify(as)}∘${JSON.stringify(bs)}`);
+      if (eltwiseKernels) assertSame(eltwiseKernels.binary(op, a, as, b, bs, os), want, `native ${op} ${JSON.stringify(as)}∘${JSON.stringify(bs)}`);
+    }
+  });
+});

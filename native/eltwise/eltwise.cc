@@ -7,6 +7,9 @@
 //   unaryF32(op, out, x)                       op: 0 sign, 1 abs, 2 neg, 3 relu
 //   binarySameF32(op, out, a, b)               op: 0 add, 1 sub, 2 mul; equal lengths
 //   binaryScalarF32(op, out, a, y, scalarFirst) out[i] = f(a[i], y), or f(y, a[i]) if scalarFirst
+//   binaryStridedF32(op, out, a, b, d0, d1, d2, sa0, sa1, sa2, sb0, sb1, sb2)
+//        broadcasting op over 3 collapsed dims with element strides (0 = broadcast); op: 0 add,
+//        1 sub, 2 mul, 3 div, 4 maximum, 5 minimum, 6 greater, 7 greaterEqual, 8 equal
 //   clippedSteF32(out, g, x, clip)             out[i] = -clip <= x[i] <= clip ? g[i] : 0
 //   symmetricScaleF32(x) -> s if every x[i] is +s or -s for one s > 0, else -1
 //
@@ -108,6 +111,65 @@ Napi::Value BinaryScalarF32(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+template <typename F>
+inline void Strided(float* out, const float* a, const float* b, const int64_t* d, const int64_t* sa, const int64_t* sb, F f) {
+  const int64_t rows = d[0] * d[1], n = rows * d[2];
+#pragma omp parallel for schedule(static) if (n >= kParallel)
+  for (int64_t r = 0; r < rows; r++) {
+    const int64_t i0 = r / d[1], i1 = r % d[1];
+    const float* pa = a + i0 * sa[0] + i1 * sa[1];
+    const float* pb = b + i0 * sb[0] + i1 * sb[1];
+    float* po = out + r * d[2];
+    if (sa[2] == 1 && sb[2] == 0) {
+      const float y = *pb;
+      for (int64_t t = 0; t < d[2]; t++) po[t] = f(pa[t], y);
+    } else if (sa[2] == 0 && sb[2] == 1) {
+      const float x = *pa;
+      for (int64_t t = 0; t < d[2]; t++) po[t] = f(x, pb[t]);
+    } else {
+      for (int64_t t = 0; t < d[2]; t++) po[t] = f(pa[t * sa[2]], pb[t * sb[2]]);
+    }
+  }
+}
+
+Napi::Value BinaryStridedF32(const Napi::CallbackInfo& info) {
+  int op;
+  float* out;
+  const float *a, *b;
+  size_t nout, na, nb;
+  if (!OpCode(info, "binaryStridedF32", 8, op) || !GetArray(info, 1, napi_float32_array, out, nout) ||
+      !GetArray(info, 2, napi_float32_array, a, na) || !GetArray(info, 3, napi_float32_array, b, nb)) {
+    return info.Env().Undefined();
+  }
+  if (info.Length() < 13) return Fail(info.Env(), "binaryStridedF32: expected 13 arguments");
+  int64_t d[3], sa[3], sb[3];
+  for (int i = 0; i < 3; i++) {
+    d[i] = GetInt(info, 4 + i);
+    sa[i] = GetInt(info, 7 + i);
+    sb[i] = GetInt(info, 10 + i);
+    if (d[i] < 1 || sa[i] < 0 || sb[i] < 0) return Fail(info.Env(), "binaryStridedF32: dims must be >= 1 and strides >= 0");
+  }
+  // Bounds: the output is exactly d0·d1·d2 and the last element each operand reads is inside it.
+  const int64_t n = d[0] * d[1] * d[2];
+  const int64_t lastA = (d[0] - 1) * sa[0] + (d[1] - 1) * sa[1] + (d[2] - 1) * sa[2];
+  const int64_t lastB = (d[0] - 1) * sb[0] + (d[1] - 1) * sb[1] + (d[2] - 1) * sb[2];
+  if (static_cast<int64_t>(nout) != n || lastA >= static_cast<int64_t>(na) || lastB >= static_cast<int64_t>(nb)) {
+    return Fail(info.Env(), "binaryStridedF32: dims and strides do not fit the arrays");
+  }
+  switch (op) {
+    case 0: Strided(out, a, b, d, sa, sb, [](float x, float y) { return x + y; }); break;
+    case 1: Strided(out, a, b, d, sa, sb, [](float x, float y) { return x - y; }); break;
+    case 2: Strided(out, a, b, d, sa, sb, [](float x, float y) { return x * y; }); break;
+    case 3: Strided(out, a, b, d, sa, sb, [](float x, float y) { return x / y; }); break;
+    case 4: Strided(out, a, b, d, sa, sb, [](float x, float y) { return x >= y ? x : y; }); break;
+    case 5: Strided(out, a, b, d, sa, sb, [](float x, float y) { return x <= y ? x : y; }); break;
+    case 6: Strided(out, a, b, d, sa, sb, [](float x, float y) { return x > y ? 1.f : 0.f; }); break;
+    case 7: Strided(out, a, b, d, sa, sb, [](float x, float y) { return x >= y ? 1.f : 0.f; }); break;
+    default: Strided(out, a, b, d, sa, sb, [](float x, float y) { return x == y ? 1.f : 0.f; }); break;
+  }
+  return info.Env().Undefined();
+}
+
 Napi::Value ClippedSteF32(const Napi::CallbackInfo& info) {
   float* out;
   const float *g, *x;
@@ -152,6 +214,7 @@ void RegisterEltwiseKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("unaryF32", Napi::Function::New(env, UnaryF32));
   exports.Set("binarySameF32", Napi::Function::New(env, BinarySameF32));
   exports.Set("binaryScalarF32", Napi::Function::New(env, BinaryScalarF32));
+  exports.Set("binaryStridedF32", Napi::Function::New(env, BinaryStridedF32));
   exports.Set("clippedSteF32", Napi::Function::New(env, ClippedSteF32));
   exports.Set("symmetricScaleF32", Napi::Function::New(env, SymmetricScaleF32));
 }

@@ -2,8 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import cliProgress from 'cli-progress';
 import { OnebitError } from '../core/errors.js';
-import { DataLoader, loadMnist, MNIST_MEAN, MNIST_STD } from '../data/index.js';
-import { evaluate, loadTrainedModel, train, type EpochStats, type TrainCallbacks } from '../train/trainer.js';
+import { DataLoader } from '../data/index.js';
+import { datasetNorm, evaluate, loadData, loadTrainedModel, train, type EpochStats, type TrainCallbacks } from '../train/trainer.js';
 import type { TrainConfig } from '../train/config.js';
 import { formatSummary, summary } from '../metrics/summary.js';
 import { methodPreset, mnistModel, resnet18, resnet20 } from '../models/index.js';
@@ -49,7 +49,7 @@ export function runTrain(flags: TrainFlags): void {
     if (explicitEpochs) config.epochs = flags.epochs;
   }
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  const outDir = out ?? (resume ? path.dirname(resume) : path.join('runs', `${rest.dataset}-${rest.arch}-${rest.method}-${stamp}`));
+  const outDir = out ?? (resume ? path.dirname(resume) : path.join('runs', `${rest.dataset}-${rest.arch ?? (rest.dataset === 'cifar10' ? 'resnet20' : 'mlp')}-${rest.method}-${stamp}`));
   if (!resume && !force && fs.existsSync(path.join(outDir, 'last.ckpt'))) {
     throw new OnebitError(`--out: expected a folder without a checkpoint, but got ${outDir} which has last.ckpt. Use --resume ${outDir} to continue it, --force to overwrite, or another --out.`);
   }
@@ -117,8 +117,8 @@ export function runTrain(flags: TrainFlags): void {
 export function runEval(ckptArg: string, flags: { dataDir?: string }): void {
   const file = resolveCheckpoint(ckptArg);
   const { config, model, meta } = loadTrainedModel(file);
-  const test = loadMnist('test', flags.dataDir ?? (config.dataDir || undefined));
-  const loader = new DataLoader(test, { batchSize: Math.min(1000, test.count), shuffle: false, normalize: { mean: MNIST_MEAN, std: MNIST_STD } });
+  const { test } = loadData({ ...config, dataDir: flags.dataDir ?? config.dataDir, trainSubset: 0, testSubset: 0 }, 'test');
+  const loader = new DataLoader(test, { batchSize: Math.min(500, test.count), shuffle: false, normalize: datasetNorm(config.dataset) });
   const acc = evaluate(model, loader);
   console.log(`${file}: ${config.dataset} ${config.arch} method=${config.method}, epoch ${meta.epoch}: test acc ${pct(acc)}`);
 }

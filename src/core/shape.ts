@@ -64,3 +64,29 @@ export function normAxes(what: string, axes: number | readonly number[] | undefi
 export function shapesEqual(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
+
+/**
+ * Merge the output dims of a broadcasting binary op into as few as possible: adjacent dims merge
+ * when each operand is either broadcast over both (stride 0) or contiguous across them, and size-1
+ * dims drop. [N,C,H,W] ∘ [1,C,1,1] becomes dims [N, C, H·W] with strides a [C·H·W, H·W, 1],
+ * b [0, 1, 0]. Returns the merged dims with each operand's element strides (0 = broadcast).
+ */
+export function collapseBroadcast(aShape: readonly number[], bShape: readonly number[], outShape: readonly number[]): { dims: number[]; sa: number[]; sb: number[] } {
+  const fa = broadcastStrides(aShape, outShape), fb = broadcastStrides(bShape, outShape);
+  const dims: number[] = [], sa: number[] = [], sb: number[] = [];
+  for (let d = 0; d < outShape.length; d++) {
+    const n = outShape[d]!;
+    if (n === 1) continue;
+    const k = dims.length - 1;
+    if (k >= 0 && sa[k] === fa[d]! * n && sb[k] === fb[d]! * n) {
+      dims[k]! *= n;
+      sa[k] = fa[d]!;
+      sb[k] = fb[d]!;
+    } else {
+      dims.push(n);
+      sa.push(fa[d]!);
+      sb.push(fb[d]!);
+    }
+  }
+  return { dims, sa, sb };
+}

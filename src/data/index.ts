@@ -2,3 +2,5 @@
 export * from './idx.js';
 export * from './dataset.js';
 export * from './loader.js';
+export * from './cifar.js';
+export * from './augment.js';

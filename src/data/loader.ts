@@ -6,6 +6,7 @@ import { fail, fmtShape } from '../core/errors.js';
 import { type Rng, rng as globalRng } from '../core/rng.js';
 import { type Tensor, wrap } from '../core/tensor.js';
 import type { Dataset } from './dataset.js';
+import { type AugmentOptions, gatherAugmented } from './augment.js';
 
 /** Per-channel mean of MNIST pixels scaled to [0,1]. */
 export const MNIST_MEAN = [0.1307];
@@ -27,6 +28,11 @@ export interface DataLoaderOptions {
   normalize?: { mean: number[]; std: number[] };
   /** Generator for shuffling; default: the process-wide rng(), looked up at each epoch start. */
   rng?: Rng;
+  /**
+   * Random crop (zero padding) + horizontal flip of uint8 `[C, H, W]` images (data/augment.ts).
+   * Each batch draws one 32-bit seed from the generator after the epoch's permutation.
+   */
+  augment?: AugmentOptions;
 }
 
 /** One mini-batch: inputs `[B, ...shape]` float32, labels and the dataset indices it holds. */
@@ -43,6 +49,7 @@ export class DataLoader {
   readonly shuffle: boolean;
   readonly dropLast: boolean;
   private readonly rngOpt: Rng | undefined;
+  readonly augment: AugmentOptions | undefined;
   private readonly perExample: number;
   private readonly plane: number;
   private readonly channels: number;
@@ -90,6 +97,13 @@ export class DataLoader {
     this.shuffle = opts.shuffle;
     this.dropLast = opts.dropLast ?? false;
     this.rngOpt = opts.rng;
+    if (opts.augment !== undefined) {
+      const a = opts.augment;
+      if (!(images instanceof Uint8Array) || shape.length !== 3) fail(what, 'uint8 images of shape [C, H, W] for augment', `${images.constructor.name} ${fmtShape(shape)}`);
+      if (!Number.isInteger(a.pad) || a.pad < 0 || a.pad >= Math.min(shape[1]!, shape[2]!)) fail(what, `augment.pad an integer in [0, ${Math.min(shape[1]!, shape[2]!)})`, String(a.pad));
+      if (typeof a.flip !== 'boolean') fail(what, 'augment.flip: true or false', String(a.flip));
+      this.augment = a.pad || a.flip ? { pad: a.pad, flip: a.flip } : undefined;
+    }
     this.perExample = per;
     this.plane = per / C;
     this.lut = new Float32Array(256 * C);
@@ -117,13 +131,27 @@ export class DataLoader {
     const count = this.dataset.count;
     const order = new Int32Array(count);
     for (let i = 0; i < count; i++) order[i] = i;
-    if (this.shuffle) (this.rngOpt ?? globalRng()).shuffle(order);
+    const r = this.rngOpt ?? globalRng();
+    if (this.shuffle) r.shuffle(order);
     const nb = this.numBatches;
     for (let b = 0; b < nb; b++) {
       const start = b * this.batchSize;
       const indices = order.slice(start, Math.min(start + this.batchSize, count));
-      yield this.gather(indices);
+      if (this.augment) {
+        const [C, H, W] = this.dataset.shape as [number, number, number];
+        const x = gatherAugmented(this.dataset.images as Uint8Array, C, H, W, indices, this.lut, this.augment, r.nextU32());
+        const y = new Int32Array(indices.length);
+        for (let i = 0; i < indices.length; i++) y[i] = this.dataset.labels[indices[i]!]!;
+        yield { x: wrap(x, [indices.length, C, H, W]), y, indices };
+      } else {
+        yield this.gather(indices);
+      }
     }
+  }
+
+  /** The byte → normalized float table, 256 entries per channel (what augmentation workers need). */
+  get byteTable(): Float32Array {
+    return this.lut;
   }
 
   /** Build the batch for the given dataset indices. */

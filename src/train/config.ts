@@ -3,8 +3,9 @@ import { methodNames } from '../models/methods.js';
 
 /** Everything that defines a training run; stored in every checkpoint. */
 export interface TrainConfig {
-  dataset: 'mnist';
-  arch: 'mlp' | 'cnn';
+  dataset: 'mnist' | 'cifar10';
+  /** mlp/cnn: MNIST nets (src/models/mnist.ts); resnet20/resnet18: CIFAR nets (methods.md §1.4, §3.6). */
+  arch: 'mlp' | 'cnn' | 'resnet20' | 'resnet18';
   method: string;
   epochs: number;
   batchSize: number;
@@ -23,6 +24,8 @@ export interface TrainConfig {
   /** Use only the first N training / test examples (0 = all): quick experiments and tests. */
   trainSubset: number;
   testSubset: number;
+  /** Random crop (padding 4) + horizontal flip of training images (CIFAR only; ignored for MNIST). */
+  augment: boolean;
 }
 
 /** Defaults of `onebit train`: a binary MLP on MNIST that reaches ≥ 97 % in minutes on 2 cores. */
@@ -44,22 +47,34 @@ export const DEFAULT_CONFIG: TrainConfig = {
   dataDir: '',
   trainSubset: 0,
   testSubset: 0,
+  augment: true,
 };
 
+/** Architectures per dataset; the first is the default when --arch is not given. */
+export const DATASET_ARCHS = {
+  mnist: ['mlp', 'cnn'],
+  cifar10: ['resnet20', 'resnet18'],
+} as const;
+
 const CHOICES = {
-  dataset: ['mnist'],
-  arch: ['mlp', 'cnn'],
+  dataset: ['mnist', 'cifar10'],
+  arch: ['mlp', 'cnn', 'resnet20', 'resnet18'],
   optimizer: ['adam', 'adamw', 'sgd'],
   schedule: ['cosine', 'linear', 'step', 'constant'],
 } as const;
 
 /** Merge user options over the defaults and validate every field (one clear error each). */
 export function resolveConfig(partial: Partial<TrainConfig>): TrainConfig {
-  const c = { ...DEFAULT_CONFIG, ...Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)) } as TrainConfig;
+  const given = Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)) as Partial<TrainConfig>;
+  const c = { ...DEFAULT_CONFIG, ...given } as TrainConfig;
+  const archs = DATASET_ARCHS[c.dataset as keyof typeof DATASET_ARCHS] as readonly string[] | undefined;
+  if (given.arch === undefined && archs) c.arch = archs[0] as TrainConfig['arch'];
   for (const [key, allowed] of Object.entries(CHOICES)) {
     const v = c[key as keyof TrainConfig];
     if (!(allowed as readonly unknown[]).includes(v)) fail(`--${key}`, `one of ${allowed.join(', ')}`, JSON.stringify(v));
   }
+  if (!archs!.includes(c.arch)) fail('--arch', `one of ${archs!.join(', ')} for --dataset ${c.dataset}`, JSON.stringify(c.arch));
+  if (typeof c.augment !== 'boolean') fail('--augment', 'true or false', JSON.stringify(c.augment));
   if (!methodNames().includes(c.method)) fail('--method', `one of ${methodNames().join(', ')}`, JSON.stringify(c.method));
   const posInt = (k: keyof TrainConfig) => {
     const v = c[k] as number;

@@ -11,7 +11,8 @@ import { buildModel } from '../models/index.js';
 import { FlipTracker } from '../metrics/flips.js';
 import { createOptimizer, type Optimizer } from '../optim/index.js';
 import { constantLr, cosineLr, linearLr, stepLr, warmup, type LrSchedule } from '../optim/schedule.js';
-import { DataLoader, loadMnist, MNIST_MEAN, MNIST_STD, type Dataset } from '../data/index.js';
+import { CIFAR10_MEAN, CIFAR10_STD, DataLoader, loadCifar10, loadMnist, MNIST_MEAN, MNIST_STD, type Dataset } from '../data/index.js';
+import { defaultCifar10Dir } from '../data/download.js';
 import { loadCheckpoint, saveCheckpoint, writeFileAtomic, type CheckpointData } from './checkpoint.js';
 import { resolveConfig, type TrainConfig } from './config.js';
 
@@ -97,9 +98,21 @@ export function makeSchedule(config: TrainConfig, stepsPerEpoch: number): LrSche
   return config.warmupEpochs > 0 ? warmup(base, { steps: Math.max(1, Math.round(config.warmupEpochs * stepsPerEpoch)) }) : base;
 }
 
-export function loadData(config: TrainConfig): { train: Dataset; test: Dataset } {
+/**
+ * The training and test sets of a config (subsets applied). CIFAR-10 is read from `dataDir`, or the
+ * cache folder (`defaultCifar10Dir()`; `onebit train` downloads it there first when missing).
+ */
+export function loadData(config: TrainConfig, only?: 'test'): { train: Dataset; test: Dataset } {
   const dir = config.dataDir || undefined;
-  return { train: head(loadMnist('train', dir), config.trainSubset), test: head(loadMnist('test', dir), config.testSubset) };
+  const cifar = config.dataset === 'cifar10';
+  const load = (split: 'train' | 'test'): Dataset => (cifar ? loadCifar10(split, dir ?? defaultCifar10Dir()) : loadMnist(split, dir));
+  const test = head(load('test'), config.testSubset);
+  return { train: only === 'test' ? test : head(load('train'), config.trainSubset), test };
+}
+
+/** Per-channel normalization of a dataset (training-set statistics). */
+export function datasetNorm(dataset: TrainConfig['dataset']): { mean: number[]; std: number[] } {
+  return dataset === 'cifar10' ? { mean: CIFAR10_MEAN, std: CIFAR10_STD } : { mean: MNIST_MEAN, std: MNIST_STD };
 }
 
 /** The first n examples of a dataset (a view, no copy); n = 0 keeps all. */
@@ -129,9 +142,10 @@ export function train(partial: Partial<TrainConfig>, opts: TrainOptions = {}): T
 
   const { model, optimizer } = setup(config);
   const data = loadData(config);
-  const norm = { mean: MNIST_MEAN, std: MNIST_STD };
-  const trainLoader = new DataLoader(data.train, { batchSize: config.batchSize, shuffle: true, normalize: norm });
-  const testLoader = new DataLoader(data.test, { batchSize: Math.min(1000, data.test.count), shuffle: false, normalize: norm });
+  const norm = datasetNorm(config.dataset);
+  const augment = config.dataset === 'cifar10' && config.augment ? { pad: 4, flip: true } : undefined;
+  const trainLoader = new DataLoader(data.train, { batchSize: config.batchSize, shuffle: true, normalize: norm, augment });
+  const testLoader = new DataLoader(data.test, { batchSize: Math.min(config.dataset === 'cifar10' ? 500 : 1000, data.test.count), shuffle: false, normalize: norm });
   const numBatches = trainLoader.numBatches;
   const totalSteps = config.epochs * numBatches;
   const schedule = makeSchedule(config, numBatches);

@@ -7,7 +7,7 @@
  */
 import type { Backend, BinaryKernel, Shape, UnaryKernel } from '../../core/backend.js';
 import { debugLog } from '../../core/debug.js';
-import { shapesEqual, sizeOf } from '../../core/shape.js';
+import { collapseBroadcast, shapesEqual, sizeOf } from '../../core/shape.js';
 import { binary as refBinary, unary as refUnary } from '../ref/elementwise.js';
 import { loadAddon, type NativeAddon } from './addon.js';
 
@@ -16,6 +16,8 @@ export interface EltwiseAddon extends NativeAddon {
   unaryF32(op: number, out: Float32Array, x: Float32Array): void;
   binarySameF32(op: number, out: Float32Array, a: Float32Array, b: Float32Array): void;
   binaryScalarF32(op: number, out: Float32Array, a: Float32Array, y: number, scalarFirst: boolean): void;
+  binaryStridedF32(op: number, out: Float32Array, a: Float32Array, b: Float32Array,
+    d0: number, d1: number, d2: number, sa0: number, sa1: number, sa2: number, sb0: number, sb1: number, sb2: number): void;
   clippedSteF32(out: Float32Array, g: Float32Array, x: Float32Array, clip: number): void;
   /** s when every value is ±s for one s > 0, else −1. */
   symmetricScaleF32(x: Float32Array): number;
@@ -26,6 +28,10 @@ export const NATIVE_ELTWISE_MIN = 65_536;
 
 const UNARY_OPS: Partial<Record<UnaryKernel, number>> = { sign: 0, abs: 1, neg: 2, relu: 3 };
 const BINARY_OPS: Partial<Record<BinaryKernel, number>> = { add: 0, sub: 1, mul: 2 };
+/** Op codes of binaryStridedF32 (every binary kernel but pow, whose C and JS results differ). */
+const STRIDED_OPS: Partial<Record<BinaryKernel, number>> = {
+  add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5, greater: 6, greaterEqual: 7, equal: 8,
+};
 
 export type EltwiseKernels = Pick<Backend, 'unary' | 'binary'> & Required<Pick<Backend, 'clippedSte' | 'symmetricScale'>>;
 
@@ -70,7 +76,22 @@ function make(addon: EltwiseAddon): EltwiseKernels {
           return out;
         }
       }
-      debugLog(`native binary ${op}: ${code === undefined ? 'no native kernel' : 'broadcast shapes'}; reference loop`);
+      const strided = STRIDED_OPS[op];
+      if (strided !== undefined) {
+        const c = collapseBroadcast(aShape, bShape, outShape);
+        if (c.dims.length <= 3) {
+          while (c.dims.length < 3) {
+            c.dims.unshift(1);
+            c.sa.unshift(0);
+            c.sb.unshift(0);
+          }
+          const out = new Float32Array(n);
+          const [d, sa, sb] = [c.dims, c.sa, c.sb] as [number[], number[], number[]];
+          addon.binaryStridedF32(strided, out, a, b, d[0]!, d[1]!, d[2]!, sa[0]!, sa[1]!, sa[2]!, sb[0]!, sb[1]!, sb[2]!);
+          return out;
+        }
+      }
+      debugLog(`native binary ${op}: ${strided === undefined ? 'no native kernel' : 'broadcast over more than 3 collapsed dims'}; reference loop`);
       return refBinary(op, a, aShape, b, bShape, outShape);
     },
     clippedSte(g: Float32Array, x: Float32Array, clip: number): Float32Array {

@@ -1,5 +1,5 @@
 import type { BinaryKernel, Shape, UnaryKernel } from '../../core/backend.js';
-import { broadcastStrides, shapesEqual, sizeOf } from '../../core/shape.js';
+import { broadcastStrides, collapseBroadcast, shapesEqual, sizeOf } from '../../core/shape.js';
 
 /** Reference elementwise kernels. Same-shape operands take a flat loop; others walk broadcast strides. */
 
@@ -40,6 +40,16 @@ export function binary(op: BinaryKernel, a: Float32Array, aShape: Shape, b: Floa
     else for (let i = 0; i < n; i++) out[i] = f(x, b[i]!);
     return out;
   }
+  const c = collapseBroadcast(aShape, bShape, outShape);
+  if (c.dims.length <= 3) {
+    while (c.dims.length < 3) {
+      c.dims.unshift(1);
+      c.sa.unshift(0);
+      c.sb.unshift(0);
+    }
+    binary3(op, out, a, b, c.dims, c.sa, c.sb);
+    return out;
+  }
   const rank = outShape.length;
   const sa = broadcastStrides(aShape, outShape);
   const sb = broadcastStrides(bShape, outShape);
@@ -63,6 +73,51 @@ export function binary(op: BinaryKernel, a: Float32Array, aShape: Shape, b: Floa
     }
   }
   return out;
+}
+
+/**
+ * out = a ∘ b over 3 collapsed dims with element strides (0 = broadcast): the loop broadcasting
+ * ops take after collapseBroadcast (per-channel scales and biases, row/column vectors). Hot ops
+ * get their own inner loop; results equal the strided walk exactly (same float operations).
+ */
+export function binary3(op: BinaryKernel, out: Float32Array, a: Float32Array, b: Float32Array, dims: readonly number[], sa: readonly number[], sb: readonly number[]): void {
+  const [d0, d1, d2] = dims as [number, number, number];
+  const [a0, a1, a2] = sa as [number, number, number];
+  const [b0, b1, b2] = sb as [number, number, number];
+  const f = BIN[op];
+  let o = 0;
+  for (let i0 = 0; i0 < d0; i0++) {
+    for (let i1 = 0; i1 < d1; i1++) {
+      let pa = i0 * a0 + i1 * a1, pb = i0 * b0 + i1 * b1;
+      if (a2 === 1 && b2 === 0) {
+        const y = b[pb]!;
+        switch (op) {
+          case 'add': for (let t = 0; t < d2; t++) out[o++] = a[pa++]! + y; break;
+          case 'sub': for (let t = 0; t < d2; t++) out[o++] = a[pa++]! - y; break;
+          case 'mul': for (let t = 0; t < d2; t++) out[o++] = a[pa++]! * y; break;
+          case 'div': for (let t = 0; t < d2; t++) out[o++] = a[pa++]! / y; break;
+          default: for (let t = 0; t < d2; t++) out[o++] = f(a[pa++]!, y);
+        }
+      } else if (a2 === 0 && b2 === 1) {
+        const x = a[pa]!;
+        switch (op) {
+          case 'add': for (let t = 0; t < d2; t++) out[o++] = x + b[pb++]!; break;
+          case 'sub': for (let t = 0; t < d2; t++) out[o++] = x - b[pb++]!; break;
+          case 'mul': for (let t = 0; t < d2; t++) out[o++] = x * b[pb++]!; break;
+          case 'div': for (let t = 0; t < d2; t++) out[o++] = x / b[pb++]!; break;
+          default: for (let t = 0; t < d2; t++) out[o++] = f(x, b[pb++]!);
+        }
+      } else {
+        switch (op) {
+          case 'add': for (let t = 0; t < d2; t++, pa += a2, pb += b2) out[o++] = a[pa]! + b[pb]!; break;
+          case 'sub': for (let t = 0; t < d2; t++, pa += a2, pb += b2) out[o++] = a[pa]! - b[pb]!; break;
+          case 'mul': for (let t = 0; t < d2; t++, pa += a2, pb += b2) out[o++] = a[pa]! * b[pb]!; break;
+          case 'div': for (let t = 0; t < d2; t++, pa += a2, pb += b2) out[o++] = a[pa]! / b[pb]!; break;
+          default: for (let t = 0; t < d2; t++, pa += a2, pb += b2) out[o++] = f(a[pa]!, b[pb]!);
+        }
+      }
+    }
+  }
 }
 
 const UN: Record<UnaryKernel, (x: number) => number> = {
