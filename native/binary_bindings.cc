@@ -11,6 +11,9 @@
 //   binaryConv2d(out: Float32Array[N·Cout·Ho·Wo], x: Float32Array[N·C·H·W], w: Float32Array[Cout·Cg·kh·kw],
 //       geom: Int32Array [N, C, H, W, Cout, Cg, kh, kw, strideH, strideW, padH, padW, dilH, dilW, groups],
 //       padValue: number)
+//   binaryConv2dPrepare(w, geom, padValue) → { rows, corr, hasBorder }: weights packed once
+//   binaryConv2dRun(out, x, rows, corr, hasBorder, geom, scale | null, bias | null): prepared conv,
+//       then out = out·scale[co] + bias[co] (inference; corr empty when no border correction)
 //
 // Sizes are checked here, once; the kernels trust them and return a status string, thrown here.
 #include <cstring>
@@ -95,40 +98,113 @@ Napi::Value BinaryIsas(const Napi::CallbackInfo& info) {
   return list;
 }
 
-Napi::Value BinaryConv2dBinding(const Napi::CallbackInfo& info) {
-  const char* op = "binaryConv2d";
-  const float *x, *w;
+// geom argument i → g (checked); false with a JS exception pending on a bad geometry.
+bool Geometry(const Napi::CallbackInfo& info, size_t i, const char* op, BinaryConvGeom& g) {
   const int32_t* geom;
-  float* out;
-  size_t nx, nw, ngeom, nout;
-  if (!GetArray(info, 0, napi_float32_array, out, nout) || !GetArray(info, 1, napi_float32_array, x, nx) ||
-      !GetArray(info, 2, napi_float32_array, w, nw) || !GetArray(info, 3, napi_int32_array, geom, ngeom) ||
-      !Length(info, op, "geom", ngeom, 15)) {
-    return info.Env().Undefined();
-  }
-  if (info.Length() < 5 || !info[4].IsNumber()) return Fail(info.Env(), "binaryConv2d: padValue must be a number");
-  const double padValue = info[4].As<Napi::Number>().DoubleValue();
-  BinaryConvGeom g{geom[0], geom[1], geom[2], geom[3], geom[4], geom[5], geom[6], geom[7],
-                   geom[8], geom[9], geom[10], geom[11], geom[12], geom[13], geom[14]};
+  size_t ngeom;
+  if (!GetArray(info, i, napi_int32_array, geom, ngeom) || !Length(info, op, "geom", ngeom, 15)) return false;
+  g = BinaryConvGeom{geom[0], geom[1], geom[2], geom[3], geom[4], geom[5], geom[6], geom[7],
+                     geom[8], geom[9], geom[10], geom[11], geom[12], geom[13], geom[14]};
   const bool ok = g.N >= 0 && g.C >= 1 && g.H >= 1 && g.W >= 1 && g.Cout >= 0 && g.Cg >= 1 && g.kh >= 1 && g.kw >= 1 &&
                   g.sh >= 1 && g.sw >= 1 && g.ph >= 0 && g.pw >= 0 && g.dh >= 1 && g.dw >= 1 && g.groups >= 1 &&
                   g.C == g.Cg * g.groups && g.Cout % g.groups == 0;
   if (!ok) {
-    return Fail(info.Env(), "binaryConv2d: geometry must be positive with C = Cg·groups and Cout divisible by groups, "
-                            "but got [N,C,H,W,Cout,Cg,kh,kw,sh,sw,ph,pw,dh,dw,groups] = [" +
-                                [&] {
-                                  std::string s;
-                                  for (int i = 0; i < 15; i++) s += (i ? "," : "") + std::to_string(geom[i]);
-                                  return s;
-                                }() + "]");
+    std::string s;
+    for (int k = 0; k < 15; k++) s += (k ? "," : "") + std::to_string(geom[k]);
+    Fail(info.Env(), std::string(op) + ": geometry must be positive with C = Cg·groups and Cout divisible by groups, "
+                                       "but got [N,C,H,W,Cout,Cg,kh,kw,sh,sw,ph,pw,dh,dw,groups] = [" + s + "]");
+    return false;
   }
+  if (BinaryConvHo(g) < 1 || BinaryConvWo(g) < 1) {
+    Fail(info.Env(), std::string(op) + ": the kernel does not fit the padded input");
+    return false;
+  }
+  return true;
+}
+
+Napi::Value BinaryConv2dBinding(const Napi::CallbackInfo& info) {
+  const char* op = "binaryConv2d";
+  const float *x, *w;
+  float* out;
+  size_t nx, nw, nout;
+  BinaryConvGeom g;
+  if (!GetArray(info, 0, napi_float32_array, out, nout) || !GetArray(info, 1, napi_float32_array, x, nx) ||
+      !GetArray(info, 2, napi_float32_array, w, nw) || !Geometry(info, 3, op, g)) {
+    return info.Env().Undefined();
+  }
+  if (info.Length() < 5 || !info[4].IsNumber()) return Fail(info.Env(), "binaryConv2d: padValue must be a number");
+  const double padValue = info[4].As<Napi::Number>().DoubleValue();
   const int64_t Ho = BinaryConvHo(g), Wo = BinaryConvWo(g);
-  if (Ho < 1 || Wo < 1) return Fail(info.Env(), "binaryConv2d: the kernel does not fit the padded input");
   if (!Length(info, op, "x", nx, g.N * g.C * g.H * g.W) || !Length(info, op, "w", nw, g.Cout * g.Cg * g.kh * g.kw) ||
       !Length(info, op, "out", nout, g.N * g.Cout * Ho * Wo)) {
     return info.Env().Undefined();
   }
   const std::string status = BinaryConv2d(x, w, g, padValue, out);
+  return status.empty() ? info.Env().Undefined() : Fail(info.Env(), status);
+}
+
+// binaryConv2dPrepare(w, geom, padValue) → { rows: Uint32Array, corr: Float32Array (empty: none),
+// hasBorder: Uint8Array }: the weights packed once (inference); N in geom is ignored.
+Napi::Value BinaryConv2dPrepareBinding(const Napi::CallbackInfo& info) {
+  const char* op = "binaryConv2dPrepare";
+  const float* w;
+  size_t nw;
+  BinaryConvGeom g;
+  if (!GetArray(info, 0, napi_float32_array, w, nw) || !Geometry(info, 1, op, g)) return info.Env().Undefined();
+  if (info.Length() < 3 || !info[2].IsNumber()) return Fail(info.Env(), "binaryConv2dPrepare: padValue must be a number");
+  if (!Length(info, op, "w", nw, g.Cout * g.Cg * g.kh * g.kw)) return info.Env().Undefined();
+  PreparedBinaryConv prep;
+  const std::string status = PrepareBinaryConv2d(w, g, info[2].As<Napi::Number>().DoubleValue(), prep);
+  if (!status.empty()) return Fail(info.Env(), status);
+  Napi::Env env = info.Env();
+  auto rows = Napi::Uint32Array::New(env, prep.rows.size());
+  std::memcpy(rows.Data(), prep.rows.data(), prep.rows.size() * 4);
+  auto corr = Napi::Float32Array::New(env, prep.corr.size());
+  if (!prep.corr.empty()) std::memcpy(corr.Data(), prep.corr.data(), prep.corr.size() * 4);
+  auto border = Napi::Uint8Array::New(env, prep.hasBorder.size());
+  std::memcpy(border.Data(), prep.hasBorder.data(), prep.hasBorder.size());
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("rows", rows);
+  o.Set("corr", corr);
+  o.Set("hasBorder", border);
+  return o;
+}
+
+// binaryConv2dRun(out, x, rows, corr, hasBorder, geom, scale | null, bias | null): the conv with
+// prepared weights (same geometry but N), then out = out·scale[co] + bias[co].
+Napi::Value BinaryConv2dRunBinding(const Napi::CallbackInfo& info) {
+  const char* op = "binaryConv2dRun";
+  const float *x, *corr;
+  const uint32_t* rows;
+  const uint8_t* border;
+  float* out;
+  size_t nx, nrows, ncorr, nborder, nout;
+  BinaryConvGeom g;
+  if (!GetArray(info, 0, napi_float32_array, out, nout) || !GetArray(info, 1, napi_float32_array, x, nx) ||
+      !GetArray(info, 2, napi_uint32_array, rows, nrows) || !GetArray(info, 3, napi_float32_array, corr, ncorr) ||
+      !GetArray(info, 4, napi_uint8_array, border, nborder) || !Geometry(info, 5, op, g)) {
+    return info.Env().Undefined();
+  }
+  const float* affine[2] = {nullptr, nullptr};
+  for (int k = 0; k < 2; k++) {
+    const size_t i = 6 + k;
+    if (info.Length() <= i || info[i].IsNull() || info[i].IsUndefined()) continue;
+    const float* p;
+    size_t n;
+    if (!GetArray(info, i, napi_float32_array, p, n) || !Length(info, op, k ? "bias" : "scale", n, g.Cout)) {
+      return info.Env().Undefined();
+    }
+    affine[k] = p;
+  }
+  const int64_t Ho = BinaryConvHo(g), Wo = BinaryConvWo(g), P = Ho * Wo;
+  const int64_t Kw = g.kh * g.kw * WordsFor(g.Cg);
+  if (!Length(info, op, "x", nx, g.N * g.C * g.H * g.W) || !Length(info, op, "out", nout, g.N * g.Cout * P) ||
+      !Length(info, op, "rows", nrows, g.Cout * Kw * BgemmSelected().split) || !Length(info, op, "hasBorder", nborder, P) ||
+      (ncorr != 0 && !Length(info, op, "corr", ncorr, g.Cout * P))) {
+    return info.Env().Undefined();
+  }
+  const std::string status =
+      RunBinaryConv2dRaw(x, rows, ncorr ? corr : nullptr, border, g, affine[0], affine[1], out);
   return status.empty() ? info.Env().Undefined() : Fail(info.Env(), status);
 }
 
@@ -140,6 +216,8 @@ void RegisterBinaryKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("binaryMatmulIsa", Napi::Function::New(env, BinaryMatmulIsa));
   exports.Set("binaryIsas", Napi::Function::New(env, BinaryIsas));
   exports.Set("binaryConv2d", Napi::Function::New(env, BinaryConv2dBinding));
+  exports.Set("binaryConv2dPrepare", Napi::Function::New(env, BinaryConv2dPrepareBinding));
+  exports.Set("binaryConv2dRun", Napi::Function::New(env, BinaryConv2dRunBinding));
 }
 
 }  // namespace onebit

@@ -7,7 +7,7 @@ import { Rng } from '../src/core/rng.js';
 import { binaryConv2d, binaryMatmul, bitpack, wordsFor } from '../src/backends/ref/binary.js';
 import { conv2d } from '../src/backends/ref/conv2d.js';
 import { pad2d } from '../src/backends/ref/pad2d.js';
-import { binaryAddon, binaryKernels } from '../src/backends/native/binary.js';
+import { binaryAddon, binaryKernels, prepareBinaryConv2d } from '../src/backends/native/binary.js';
 
 /*
  * Binary (1-bit) kernels. (a) The TypeScript reference against plain float oracles (sign, then a
@@ -256,4 +256,32 @@ test('native binary kernels reject wrong sizes with an Error', { skip }, () => {
   assert.throws(() => addon!.bitpack(new Uint32Array(2), new Float32Array(3), 1, 3), /out must have 1 elements/);
   const geom = Int32Array.of(1, 3, 5, 5, 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1); // C != Cg·groups
   assert.throws(() => addon!.binaryConv2d(new Float32Array(50), new Float32Array(75), new Float32Array(36), geom, 0), /geometry/);
+});
+
+test('prepared native binary conv (weights packed once, fused per-channel affine) equals the reference conv + affine exactly', { skip: prepareBinaryConv2d(new Float32Array(1), [1, 1, 1, 1], [1, 1, 1], { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 }, 0) ? false : 'native addon without binaryConv2dPrepare' }, () => {
+  const cases: [number, number, number, number, number, number, number][] = [
+    // C, Cout, H, W, k, stride, pad
+    [1, 3, 5, 7, 3, 1, 1], [3, 16, 9, 9, 3, 2, 1], [33, 65, 7, 5, 3, 1, 1], [64, 64, 8, 8, 3, 1, 1], [65, 31, 6, 6, 1, 2, 0], [32, 33, 4, 4, 3, 1, 1],
+  ];
+  let k = 0;
+  for (const [C, Cout, H, W, ks, s, pd] of cases) {
+    for (const padValue of [0, 1, -1]) {
+      const p: Conv2dParams = { stride: [s, s], padding: [pd, pd], dilation: [1, 1], groups: 1 };
+      const w = values(Cout * C * ks * ks, 100 + k);
+      const prep = prepareBinaryConv2d(w, [Cout, C, ks, ks], [C, H, W], p, padValue)!;
+      const scale = values(Cout, 200 + k), bias = values(Cout, 300 + k);
+      for (const N of [1, 3]) {
+        const x = values(N * C * H * W, 400 + k++);
+        const raw = binaryConv2d(x, [N, C, H, W], w, [Cout, C, ks, ks], p, padValue);
+        const [, , Ho, Wo] = prep.outShape(N);
+        const want = raw.map((v, i) => Math.fround(v * scale[Math.floor(i / (Ho * Wo)) % Cout]!) + bias[Math.floor(i / (Ho * Wo)) % Cout]!);
+        const got = prep.run(x, N, scale, bias);
+        const plain = prep.run(x, N, null, null);
+        for (let i = 0; i < want.length; i++) {
+          if (!Object.is(got[i], Math.fround(want[i]!))) assert.fail(`C${C} Cout${Cout} ${H}x${W} k${ks} s${s} p${pd} pv${padValue} N${N}: [${i}] = ${got[i]}, want ${want[i]}`);
+          if (plain[i] !== raw[i]) assert.fail(`no affine: [${i}] = ${plain[i]}, want ${raw[i]}`);
+        }
+      }
+    }
+  }
 });

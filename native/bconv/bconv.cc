@@ -32,14 +32,14 @@ ONEBIT_CLONES void OrSignBits(const float* src, int64_t n, uint32_t bit, uint32_
   for (int64_t i = 0; i < n; i++) dst[i] |= src[i] < 0.0f ? bit : 0u;
 }
 
-// Steps 1-4 above.
-std::string Conv(const float* x, const float* w, const BinaryConvGeom& g, double padValue, float* y) {
+// Steps 1 and 4 (set-up) above: the weights in the selected variant's row layout, and the border
+// corrections (empty when padValue = +1 or there is no padding).
+std::string Prepare(const float* w, const BinaryConvGeom& g, double padValue, PreparedBinaryConv& prep) {
   const int64_t Ho = BinaryConvHo(g), Wo = BinaryConvWo(g), P = Ho * Wo;
   if (Ho < 1 || Wo < 1) return "binaryConv2d: the kernel does not fit the padded input";
-  const int64_t taps = g.kh * g.kw, Cw = WordsFor(g.Cg), Kw = taps * Cw, K = g.Cg * taps;
-  const int64_t Cog = g.Cout / g.groups, Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, plane = Hp * Wp;
+  const int64_t taps = g.kh * g.kw, Cw = WordsFor(g.Cg), Kw = taps * Cw;
+  const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, plane = Hp * Wp;
   if (Cw * plane >= (int64_t{1} << 31) || Kw >= (int64_t{1} << 31)) return "binaryConv2d: input too large";
-  if (g.N == 0 || g.Cout == 0) return "";
 
   // 1. Weights.
   std::vector<uint32_t> A(g.Cout * Kw, 0u);
@@ -52,8 +52,8 @@ std::string Conv(const float* x, const float* w, const BinaryConvGeom& g, double
   }
 
   // 4 (set-up). Border corrections, dense [Cout][P] (0 inside), added in the GEMM epilogue.
-  std::vector<float> corr;
-  std::vector<uint8_t> hasBorder(P, 0);
+  prep.corr.clear();
+  prep.hasBorder.assign(P, 0);
   if (padValue != 1.0 && (g.ph > 0 || g.pw > 0)) {
     std::vector<int64_t> S(g.Cout * taps);
     for (int64_t co = 0; co < g.Cout; co++) {
@@ -63,20 +63,39 @@ std::string Conv(const float* x, const float* w, const BinaryConvGeom& g, double
         S[co * taps + t] = g.Cg - 2 * ones;
       }
     }
-    corr.assign(g.Cout * P, 0.0f);
+    prep.corr.assign(g.Cout * P, 0.0f);
     for (int64_t p = 0; p < P; p++) {
       const int64_t ih0 = (p / Wo) * g.sh - g.ph, iw0 = (p % Wo) * g.sw - g.pw;
       for (int64_t i = 0; i < g.kh; i++) {
         for (int64_t j = 0; j < g.kw; j++) {
           const int64_t ih = ih0 + i * g.dh, iw = iw0 + j * g.dw;
           if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) continue;
-          hasBorder[p] = 1;
-          for (int64_t co = 0; co < g.Cout; co++) corr[co * P + p] += static_cast<float>(S[co * taps + i * g.kw + j]);
+          prep.hasBorder[p] = 1;
+          for (int64_t co = 0; co < g.Cout; co++) prep.corr[co * P + p] += static_cast<float>(S[co * taps + i * g.kw + j]);
         }
       }
     }
-    for (float& v : corr) v = static_cast<float>((padValue - 1.0) * v);
+    for (float& v : prep.corr) v = static_cast<float>((padValue - 1.0) * v);
   }
+  const BgemmVariant& v = BgemmSelected();
+  if (v.split > 1) {
+    prep.rows.assign(A.size() * v.split, 0u);
+    SplitRows(v, A.data(), g.Cout, Kw, prep.rows.data());
+  } else {
+    prep.rows = std::move(A);
+  }
+  return "";
+}
+
+// Steps 2 and 3 above, with prepared weights; then y = y·scale[co] + bias[co] when given.
+std::string Run(const float* x, const uint32_t* rows, const float* corr, const uint8_t* hasBorder, const BinaryConvGeom& g,
+                const float* scale, const float* bias, float* y) {
+  const int64_t Ho = BinaryConvHo(g), Wo = BinaryConvWo(g), P = Ho * Wo;
+  if (Ho < 1 || Wo < 1) return "binaryConv2d: the kernel does not fit the padded input";
+  const int64_t taps = g.kh * g.kw, Cw = WordsFor(g.Cg), Kw = taps * Cw, K = g.Cg * taps;
+  const int64_t Cog = g.Cout / g.groups, Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, plane = Hp * Wp;
+  if (Cw * plane >= (int64_t{1} << 31) || Kw >= (int64_t{1} << 31)) return "binaryConv2d: input too large";
+  if (g.N == 0 || g.Cout == 0) return "";
 
   // 2. Input bit planes [N][groups][Cw][Hp][Wp].
   const int64_t images = g.N * g.groups;
@@ -95,9 +114,6 @@ std::string Conv(const float* x, const float* w, const BinaryConvGeom& g, double
   // 3. Panels.
   const BgemmVariant& v = BgemmSelected();
   const int lanes = v.lanes;
-  std::vector<uint32_t> Av(v.split > 1 ? A.size() * v.split : 0);
-  if (v.split > 1) SplitRows(v, A.data(), g.Cout, Kw, Av.data());
-  const uint32_t* rows = v.split > 1 ? Av.data() : A.data();
   const size_t lda = Kw * v.split;
   std::vector<int32_t> toff(Kw), poff(P);
   for (int64_t i = 0; i < g.kh; i++) {
@@ -119,20 +135,56 @@ std::string Conv(const float* x, const float* w, const BinaryConvGeom& g, double
     const int nl = static_cast<int>(std::min<int64_t>(lanes, P - p0));
     uint32_t* panel = scratch.data() + omp_get_thread_num() * slice;
     v.gather(xb.data() + ng * Cw * plane, poff.data() + p0, toff.data(), static_cast<int>(Kw), nl, panel);
-    const bool border = !corr.empty() && std::any_of(&hasBorder[p0], &hasBorder[p0] + nl, [](uint8_t f) { return f; });
-    const BgemmOut out{y + (n * g.Cout + gr * Cog) * P + p0, static_cast<size_t>(P),
-                       border ? corr.data() + gr * Cog * P + p0 : nullptr, static_cast<size_t>(P)};
+    const bool border = corr && std::any_of(hasBorder + p0, hasBorder + p0 + nl, [](uint8_t f) { return f; });
+    float* yp = y + (n * g.Cout + gr * Cog) * P + p0;
+    const BgemmOut out{yp, static_cast<size_t>(P), border ? corr + gr * Cog * P + p0 : nullptr, static_cast<size_t>(P)};
     v.block(rows + gr * Cog * lda, lda, static_cast<int>(Cog), panel, static_cast<int>(Kw), static_cast<int>(K), out,
             nl);
+    if (scale || bias) {  // the output transform while the panel's rows are still in cache
+      for (int64_t m = 0; m < Cog; m++) {
+        const float s = scale ? scale[gr * Cog + m] : 1.0f, b = bias ? bias[gr * Cog + m] : 0.0f;
+        float* r = yp + m * P;
+        for (int l = 0; l < nl; l++) r[l] = r[l] * s + b;
+      }
+    }
   }
   return "";
 }
 
 }  // namespace
 
+std::string PrepareBinaryConv2d(const float* w, const BinaryConvGeom& g, double padValue, PreparedBinaryConv& prep) {
+  try {
+    return Prepare(w, g, padValue, prep);
+  } catch (const std::bad_alloc&) {
+    return "binaryConv2d: out of memory for the packed weights";
+  }
+}
+
+std::string RunBinaryConv2d(const float* x, const PreparedBinaryConv& prep, const BinaryConvGeom& g, const float* scale,
+                            const float* bias, float* y) {
+  try {
+    return Run(x, prep.rows.data(), prep.corr.empty() ? nullptr : prep.corr.data(), prep.hasBorder.data(), g, scale, bias, y);
+  } catch (const std::bad_alloc&) {
+    return "binaryConv2d: out of memory for the packed buffers";
+  }
+}
+
+std::string RunBinaryConv2dRaw(const float* x, const uint32_t* rows, const float* corr, const uint8_t* hasBorder,
+                               const BinaryConvGeom& g, const float* scale, const float* bias, float* y) {
+  try {
+    return Run(x, rows, corr, hasBorder, g, scale, bias, y);
+  } catch (const std::bad_alloc&) {
+    return "binaryConv2d: out of memory for the packed buffers";
+  }
+}
+
 std::string BinaryConv2d(const float* x, const float* w, const BinaryConvGeom& g, double padValue, float* y) {
   try {
-    return Conv(x, w, g, padValue, y);
+    PreparedBinaryConv prep;
+    const std::string status = Prepare(w, g, padValue, prep);
+    if (!status.empty()) return status;
+    return Run(x, prep.rows.data(), prep.corr.empty() ? nullptr : prep.corr.data(), prep.hasBorder.data(), g, nullptr, nullptr, y);
   } catch (const std::bad_alloc&) {  // the std::vector work buffers; nothing else throws
     return "binaryConv2d: out of memory for the packed buffers";
   }

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace onebit {
 
@@ -24,5 +25,21 @@ inline int64_t BinaryConvWo(const BinaryConvGeom& g) { return BinaryConvOut(g.W,
 // Returns "" or an error message (never throws). y must hold N·Cout·Ho·Wo floats. padValue is
 // exact for 0 and ±1 (the contract's values); any other value is applied as the same formula.
 std::string BinaryConv2d(const float* x, const float* w, const BinaryConvGeom& g, double padValue, float* y);
+
+// Weights packed once for repeated forward passes (inference): rows in the selected GEMM variant's
+// layout, and the border corrections for the geometry's H×W (corr empty when none are needed).
+struct PreparedBinaryConv {
+  std::vector<uint32_t> rows;
+  std::vector<float> corr;        // [Cout][Ho·Wo], or empty
+  std::vector<uint8_t> hasBorder; // [Ho·Wo]
+};
+std::string PrepareBinaryConv2d(const float* w, const BinaryConvGeom& g, double padValue, PreparedBinaryConv& prep);
+// y = binaryConv2d(x) with prepared weights (g.N may differ from preparation; H, W must not), then
+// y = y·scale[co] + bias[co] when scale / bias are given (either may be null).
+std::string RunBinaryConv2d(const float* x, const PreparedBinaryConv& prep, const BinaryConvGeom& g, const float* scale,
+                            const float* bias, float* y);
+// The same with the prepared arrays held elsewhere (JavaScript typed arrays); corr may be null.
+std::string RunBinaryConv2dRaw(const float* x, const uint32_t* rows, const float* corr, const uint8_t* hasBorder,
+                               const BinaryConvGeom& g, const float* scale, const float* bias, float* y);
 
 }  // namespace onebit

@@ -21,6 +21,11 @@ export interface BinaryAddon extends NativeAddon {
   binaryIsas(): BinaryIsa[];
   /** geom = [N, C, H, W, Cout, Cg, kh, kw, strideH, strideW, padH, padW, dilH, dilW, groups]. */
   binaryConv2d(out: Float32Array, x: Float32Array, w: Float32Array, geom: Int32Array, padValue: number): void;
+  /** Weights packed once (inference); N in geom is ignored. corr is empty when no border correction is needed. */
+  binaryConv2dPrepare?(w: Float32Array, geom: Int32Array, padValue: number): { rows: Uint32Array; corr: Float32Array; hasBorder: Uint8Array };
+  /** binaryConv2d with prepared weights, then out = out·scale[co] + bias[co] (either may be null). */
+  binaryConv2dRun?(out: Float32Array, x: Float32Array, rows: Uint32Array, corr: Float32Array, hasBorder: Uint8Array, geom: Int32Array,
+    scale: Float32Array | null, bias: Float32Array | null): void;
 }
 
 /** The addon typed for its binary kernels, or null when it is not built. */
@@ -61,3 +66,38 @@ const addon = binaryAddon();
 /** The native binary kernels, or null when the addon is missing (the reference ones apply). */
 export const binaryKernels: Pick<Backend, 'bitpack' | 'binaryMatmul' | 'binaryConv2d'> | null =
   addon && typeof addon.binaryMatmul === 'function' ? make(addon) : null;
+
+/** A binary conv whose ±1 weights were packed once, for repeated forward passes (the inference engine). */
+export interface PreparedBinaryConv2d {
+  /** y = binaryConv2d(x, w)·scale[co] + bias[co] for x `[N, C, H, W]` (C, H, W as prepared; any N). */
+  run(x: Float32Array, n: number, scale: Float32Array | null, bias: Float32Array | null): Float32Array;
+  readonly outShape: (n: number) => [number, number, number, number];
+}
+
+/**
+ * Pack the signs of `w` ([Cout, Cg, kh, kw]) once for inputs of shape [*, C, H, W] — the native
+ * prepared conv (native/bconv), or null when the addon lacks it. Results equal `binaryConv2d` then
+ * the per-channel affine map, exactly (the same popcount sums, then one float multiply-add).
+ */
+export function prepareBinaryConv2d(
+  w: Float32Array, wShape: Shape, inShape: readonly [number, number, number], p: Conv2dParams, padValue: number,
+): PreparedBinaryConv2d | null {
+  if (!addon || typeof addon.binaryConv2dPrepare !== 'function' || typeof addon.binaryConv2dRun !== 'function') return null;
+  const [C, H, W] = inShape;
+  const [Cout, Cg, kh, kw] = wShape as [number, number, number, number];
+  const [sh, sw] = p.stride, [ph, pw] = p.padding, [dh, dw] = p.dilation;
+  const Ho = Math.floor((H + 2 * ph - dh * (kh - 1) - 1) / sh) + 1;
+  const Wo = Math.floor((W + 2 * pw - dw * (kw - 1) - 1) / sw) + 1;
+  const geom = Int32Array.of(1, C, H, W, Cout, Cg, kh, kw, sh, sw, ph, pw, dh, dw, p.groups);
+  const prep = addon.binaryConv2dPrepare(w, geom, padValue);
+  const run = addon.binaryConv2dRun.bind(addon);
+  return {
+    outShape: (n) => [n, Cout, Ho, Wo],
+    run(x, n, scale, bias) {
+      geom[0] = n;
+      const out = new Float32Array(n * Cout * Ho * Wo);
+      run(out, x, prep.rows, prep.corr, prep.hasBorder, geom, scale, bias);
+      return out;
+    },
+  };
+}
