@@ -12,8 +12,9 @@
 //       geom: Int32Array [N, C, H, W, Cout, Cg, kh, kw, strideH, strideW, padH, padW, dilH, dilW, groups],
 //       padValue: number)
 //   binaryConv2dPrepare(w, geom, padValue) → { rows, corr, hasBorder }: weights packed once
-//   binaryConv2dRun(out, x, rows, corr, hasBorder, geom, scale | null, bias | null): prepared conv,
-//       then out = out·scale[co] + bias[co] (inference; corr empty when no border correction)
+//   binaryConv2dRun(out, x, rows, corr, hasBorder, geom, scale | null, bias | null, thr | null): prepared
+//       conv on the bits of sign(x − thr[c]) (sign(x) without thr), then out = out·scale[co] + bias[co]
+//       (inference; corr empty when no border correction)
 //
 // Sizes are checked here, once; the kernels trust them and return a status string, thrown here.
 #include <cstring>
@@ -185,13 +186,14 @@ Napi::Value BinaryConv2dRunBinding(const Napi::CallbackInfo& info) {
       !GetArray(info, 4, napi_uint8_array, border, nborder) || !Geometry(info, 5, op, g)) {
     return info.Env().Undefined();
   }
-  const float* affine[2] = {nullptr, nullptr};
-  for (int k = 0; k < 2; k++) {
+  const float* affine[3] = {nullptr, nullptr, nullptr};  // scale, bias [Cout]; thr [C]
+  for (int k = 0; k < 3; k++) {
     const size_t i = 6 + k;
     if (info.Length() <= i || info[i].IsNull() || info[i].IsUndefined()) continue;
     const float* p;
     size_t n;
-    if (!GetArray(info, i, napi_float32_array, p, n) || !Length(info, op, k ? "bias" : "scale", n, g.Cout)) {
+    if (!GetArray(info, i, napi_float32_array, p, n) ||
+        !Length(info, op, k == 0 ? "scale" : k == 1 ? "bias" : "thr", n, k == 2 ? g.C : g.Cout)) {
       return info.Env().Undefined();
     }
     affine[k] = p;
@@ -204,7 +206,7 @@ Napi::Value BinaryConv2dRunBinding(const Napi::CallbackInfo& info) {
     return info.Env().Undefined();
   }
   const std::string status =
-      RunBinaryConv2dRaw(x, rows, ncorr ? corr : nullptr, border, g, affine[0], affine[1], out);
+      RunBinaryConv2dRaw(x, rows, ncorr ? corr : nullptr, border, g, affine[0], affine[1], out, affine[2]);
   return status.empty() ? info.Env().Undefined() : Fail(info.Env(), status);
 }
 

@@ -281,6 +281,13 @@ test('prepared native binary conv (weights packed once, fused per-channel affine
           if (!Object.is(got[i], Math.fround(want[i]!))) assert.fail(`C${C} Cout${Cout} ${H}x${W} k${ks} s${s} p${pd} pv${padValue} N${N}: [${i}] = ${got[i]}, want ${want[i]}`);
           if (plain[i] !== raw[i]) assert.fail(`no affine: [${i}] = ${plain[i]}, want ${raw[i]}`);
         }
+        // A per-input-channel threshold: the bits of sign(x − thr[c]); some x equal their threshold.
+        const thr = values(C, 500 + k);
+        const xt = x.map((v, i) => (i % 17 === 0 ? thr[Math.floor(i / (H * W)) % C]! : v));
+        const shifted = xt.map((v, i) => v - thr[Math.floor(i / (H * W)) % C]!);
+        const wantT = binaryConv2d(shifted, [N, C, H, W], w, [Cout, C, ks, ks], p, padValue);
+        const gotT = prep.run(xt, N, null, null, thr);
+        for (let i = 0; i < wantT.length; i++) if (gotT[i] !== wantT[i]) assert.fail(`thr: [${i}] = ${gotT[i]}, want ${wantT[i]}`);
       }
     }
   }

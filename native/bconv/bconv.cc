@@ -32,6 +32,11 @@ ONEBIT_CLONES void OrSignBits(const float* src, int64_t n, uint32_t bit, uint32_
   for (int64_t i = 0; i < n; i++) dst[i] |= src[i] < 0.0f ? bit : 0u;
 }
 
+// dst[i] |= bit for every src[i] < thr: the bit of sign(src − thr) (x − t < 0 ⟺ x < t in IEEE floats).
+ONEBIT_CLONES void OrBelowBits(const float* src, int64_t n, float thr, uint32_t bit, uint32_t* dst) {
+  for (int64_t i = 0; i < n; i++) dst[i] |= src[i] < thr ? bit : 0u;
+}
+
 // Steps 1 and 4 (set-up) above: the weights in the selected variant's row layout, and the border
 // corrections (empty when padValue = +1 or there is no padding).
 std::string Prepare(const float* w, const BinaryConvGeom& g, double padValue, PreparedBinaryConv& prep) {
@@ -87,9 +92,10 @@ std::string Prepare(const float* w, const BinaryConvGeom& g, double padValue, Pr
   return "";
 }
 
-// Steps 2 and 3 above, with prepared weights; then y = y·scale[co] + bias[co] when given.
+// Steps 2 and 3 above, with prepared weights; the input's bits are sign(x − thr[c]) when thr is
+// given (a learnable activation threshold folded in); then y = y·scale[co] + bias[co] when given.
 std::string Run(const float* x, const uint32_t* rows, const float* corr, const uint8_t* hasBorder, const BinaryConvGeom& g,
-                const float* scale, const float* bias, float* y) {
+                const float* scale, const float* bias, float* y, const float* thr = nullptr) {
   const int64_t Ho = BinaryConvHo(g), Wo = BinaryConvWo(g), P = Ho * Wo;
   if (Ho < 1 || Wo < 1) return "binaryConv2d: the kernel does not fit the padded input";
   const int64_t taps = g.kh * g.kw, Cw = WordsFor(g.Cg), Kw = taps * Cw, K = g.Cg * taps;
@@ -107,7 +113,11 @@ std::string Run(const float* x, const uint32_t* rows, const float* corr, const u
     for (int64_t c = 0; c < g.Cg; c++) {
       const float* src = x + ((n * g.C + gr * g.Cg + c) * g.H) * g.W;
       uint32_t* dst = xb.data() + (ng * Cw + c / 32) * plane + g.ph * Wp + g.pw;
-      for (int64_t h = 0; h < g.H; h++) OrSignBits(src + h * g.W, g.W, 1u << (c % 32), dst + h * Wp);
+      if (thr) {
+        for (int64_t h = 0; h < g.H; h++) OrBelowBits(src + h * g.W, g.W, thr[gr * g.Cg + c], 1u << (c % 32), dst + h * Wp);
+      } else {
+        for (int64_t h = 0; h < g.H; h++) OrSignBits(src + h * g.W, g.W, 1u << (c % 32), dst + h * Wp);
+      }
     }
   }
 
@@ -171,9 +181,9 @@ std::string RunBinaryConv2d(const float* x, const PreparedBinaryConv& prep, cons
 }
 
 std::string RunBinaryConv2dRaw(const float* x, const uint32_t* rows, const float* corr, const uint8_t* hasBorder,
-                               const BinaryConvGeom& g, const float* scale, const float* bias, float* y) {
+                               const BinaryConvGeom& g, const float* scale, const float* bias, float* y, const float* thr) {
   try {
-    return Run(x, rows, corr, hasBorder, g, scale, bias, y);
+    return Run(x, rows, corr, hasBorder, g, scale, bias, y, thr);
   } catch (const std::bad_alloc&) {
     return "binaryConv2d: out of memory for the packed buffers";
   }

@@ -38,8 +38,10 @@ std::string PrepareBinaryConv2d(const float* w, const BinaryConvGeom& g, double 
 // y = y·scale[co] + bias[co] when scale / bias are given (either may be null).
 std::string RunBinaryConv2d(const float* x, const PreparedBinaryConv& prep, const BinaryConvGeom& g, const float* scale,
                             const float* bias, float* y);
-// The same with the prepared arrays held elsewhere (JavaScript typed arrays); corr may be null.
+// The same with the prepared arrays held elsewhere (JavaScript typed arrays); corr may be null;
+// thr (per input channel, may be null): the input bits are sign(x − thr[c]) instead of sign(x).
 std::string RunBinaryConv2dRaw(const float* x, const uint32_t* rows, const float* corr, const uint8_t* hasBorder,
-                               const BinaryConvGeom& g, const float* scale, const float* bias, float* y);
+                               const BinaryConvGeom& g, const float* scale, const float* bias, float* y,
+                               const float* thr = nullptr);
 
 }  // namespace onebit

@@ -25,7 +25,7 @@ export interface BinaryAddon extends NativeAddon {
   binaryConv2dPrepare?(w: Float32Array, geom: Int32Array, padValue: number): { rows: Uint32Array; corr: Float32Array; hasBorder: Uint8Array };
   /** binaryConv2d with prepared weights, then out = out·scale[co] + bias[co] (either may be null). */
   binaryConv2dRun?(out: Float32Array, x: Float32Array, rows: Uint32Array, corr: Float32Array, hasBorder: Uint8Array, geom: Int32Array,
-    scale: Float32Array | null, bias: Float32Array | null): void;
+    scale: Float32Array | null, bias: Float32Array | null, thr?: Float32Array | null): void;
 }
 
 /** The addon typed for its binary kernels, or null when it is not built. */
@@ -69,8 +69,11 @@ export const binaryKernels: Pick<Backend, 'bitpack' | 'binaryMatmul' | 'binaryCo
 
 /** A binary conv whose ±1 weights were packed once, for repeated forward passes (the inference engine). */
 export interface PreparedBinaryConv2d {
-  /** y = binaryConv2d(x, w)·scale[co] + bias[co] for x `[N, C, H, W]` (C, H, W as prepared; any N). */
-  run(x: Float32Array, n: number, scale: Float32Array | null, bias: Float32Array | null): Float32Array;
+  /**
+   * y = binaryConv2d(sign(x − thr[c]), w)·scale[co] + bias[co] for x `[N, C, H, W]` (C, H, W as
+   * prepared; any N). Without thr the bits are sign(x); scale and bias may be null.
+   */
+  run(x: Float32Array, n: number, scale: Float32Array | null, bias: Float32Array | null, thr?: Float32Array | null): Float32Array;
   readonly outShape: (n: number) => [number, number, number, number];
 }
 
@@ -93,10 +96,10 @@ export function prepareBinaryConv2d(
   const run = addon.binaryConv2dRun.bind(addon);
   return {
     outShape: (n) => [n, Cout, Ho, Wo],
-    run(x, n, scale, bias) {
+    run(x, n, scale, bias, thr) {
       geom[0] = n;
       const out = new Float32Array(n * Cout * Ho * Wo);
-      run(out, x, prep.rows, prep.corr, prep.hasBorder, geom, scale, bias);
+      run(out, x, prep.rows, prep.corr, prep.hasBorder, geom, scale, bias, thr ?? null);
       return out;
     },
   };
