@@ -4,9 +4,11 @@ import cliProgress from 'cli-progress';
 import { OnebitError } from '../core/errors.js';
 import { DataLoader } from '../data/index.js';
 import { datasetNorm, evaluate, loadData, loadTrainedModel, train, type EpochStats, type TrainCallbacks } from '../train/trainer.js';
-import type { TrainConfig } from '../train/config.js';
+import type { Command } from 'commander';
+import { resolveConfig, type TrainConfig } from '../train/config.js';
+import type { InitFromReport } from '../train/init_from.js';
 import { formatSummary, summary } from '../metrics/summary.js';
-import { methodPreset, mnistModel, resnet18, resnet20 } from '../models/index.js';
+import { methodPreset, mnistModel, reactnetA, resnet18, resnet20, vggSmall, withBinarize, type Binarize } from '../models/index.js';
 
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
 // Always `N.NNe-N` (scripts parse it): rates are < 1, and 0 prints as 0.00e-0.
@@ -38,18 +40,34 @@ interface TrainFlags extends Partial<TrainConfig> {
   progress?: boolean;
 }
 
+/**
+ * The options the user actually gave (commander fills in defaults; those are dropped), so that a
+ * `--recipe` can supply its own values for everything not given explicitly.
+ */
+export function explicitOptions<T extends Record<string, unknown>>(opts: T, cmd: Command): Partial<T> {
+  return Object.fromEntries(Object.entries(opts).filter(([k]) => cmd.getOptionValueSource(k) !== 'default')) as Partial<T>;
+}
+
+/**
+ * `onebit train`. `flags` holds only the options given on the command line (`explicitOptions`):
+ * the recipe and the defaults fill in the rest (`resolveConfig`).
+ */
 export function runTrain(flags: TrainFlags): void {
   const { out, resume: resumeArg, force, progress, ...rest } = flags;
   const resume = resumeArg ? resolveCheckpoint(resumeArg) : undefined;
-  const config: Partial<TrainConfig> = { ...rest };
+  let config: Partial<TrainConfig> = { ...rest };
+  // Like --resume, --teacher and --init-from accept a run folder (its last.ckpt).
+  if (rest.teacher) config.teacher = resolveCheckpoint(rest.teacher);
+  if (rest.initFrom) config.initFrom = resolveCheckpoint(rest.initFrom);
   if (resume) {
     // On resume the checkpoint's config rules; only an explicitly given --epochs may extend it.
-    const explicitEpochs = process.argv.some((a) => a === '--epochs' || a.startsWith('--epochs='));
-    for (const k of Object.keys(config)) delete config[k as keyof TrainConfig];
-    if (explicitEpochs) config.epochs = flags.epochs;
+    config = rest.epochs !== undefined ? { epochs: rest.epochs } : {};
+  } else if ((rest.kdWeight !== undefined || rest.kdTemperature !== undefined) && !rest.teacher) {
+    throw new OnebitError(`--${rest.kdWeight !== undefined ? 'kd-weight' : 'kd-temperature'}: expected a --teacher checkpoint to distil from, but got none. Add --teacher <ckpt>.`);
   }
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  const outDir = out ?? (resume ? path.dirname(resume) : path.join('runs', `${rest.dataset}-${rest.arch ?? (rest.dataset === 'cifar10' ? 'resnet20' : 'mlp')}-${rest.method}-${stamp}`));
+  const named = resume ? null : resolveConfig(config);
+  const outDir = out ?? (named ? path.join('runs', `${named.dataset}-${named.arch}-${named.method}-${stamp}`) : path.dirname(resume!));
   if (!resume && !force && fs.existsSync(path.join(outDir, 'last.ckpt'))) {
     throw new OnebitError(`--out: expected a folder without a checkpoint, but got ${outDir} which has last.ckpt. Use --resume ${outDir} to continue it, --force to overwrite, or another --out.`);
   }
@@ -69,12 +87,16 @@ export function runTrain(flags: TrainFlags): void {
   const useBar = progress !== false && process.stderr.isTTY === true;
   const usePlain = progress !== false && !useBar;
   let nextQuarter = 1;
+  let run: TrainConfig | null = null;
   const callbacks: TrainCallbacks = {
     onTrainStart: ({ config: c, startEpoch, numBatches, model }) => {
+      run = c;
       const nParams = model.parameters().reduce((n, p) => n + p.size, 0);
       console.log(
         `onebit train: ${c.dataset} ${c.arch} method=${c.method} epochs=${c.epochs} batch=${c.batchSize} ` +
-          `${c.optimizer} lr=${c.lr} ${c.schedule} seed=${c.seed} | ${nParams} parameters | ${numBatches} batches/epoch` +
+          `${c.optimizer} lr=${c.lr} wd=${c.weightDecay} ${c.schedule} seed=${c.seed}` +
+          (c.recipe !== 'default' ? ` recipe=${c.recipe}` : '') + (c.binarize !== 'both' ? ` binarize=${c.binarize}` : '') +
+          ` | ${nParams} parameters | ${numBatches} batches/epoch` +
           (startEpoch ? ` | resuming after epoch ${startEpoch}` : '') + ` | run folder ${outDir}`,
       );
     },
@@ -98,6 +120,9 @@ export function runTrain(flags: TrainFlags): void {
       if (useBar) bar.stop();
     },
     onEpochEnd: (s) => console.log(formatEpoch(s)),
+    onInitFrom: (r) => console.log(formatInitFrom(r)),
+    onTeacher: ({ file, config: t, params }) =>
+      console.log(`teacher: ${file} (${t.dataset} ${t.arch} method=${t.method}, ${params} parameters), kd-weight ${run?.kdWeight}, temperature ${run?.kdTemperature}`),
   };
   const result = train(config, { outDir, resume, callbacks });
   const h = result.history;
@@ -114,6 +139,17 @@ export function runTrain(flags: TrainFlags): void {
   );
 }
 
+/** One-line (plus names) report of `--init-from`: loaded / kept at init / ignored tensors. */
+export function formatInitFrom(r: InitFromReport): string {
+  const names = (a: string[]) => (a.length ? `: ${a.slice(0, 8).join(', ')}${a.length > 8 ? `, … (${a.length - 8} more)` : ''}` : '');
+  return [
+    `init-from ${r.file}: loaded ${r.loaded.length} tensors`,
+    `  kept at initialisation (not in the checkpoint) ${r.missing.length}${names(r.missing)}`,
+    `  ignored (not in this model) ${r.unexpected.length}${names(r.unexpected)}`,
+  ].join('\n');
+}
+
+/** `onebit eval`: test accuracy of a training checkpoint. */
 export function runEval(ckptArg: string, flags: { dataDir?: string }): void {
   const file = resolveCheckpoint(ckptArg);
   const { config, model, meta } = loadTrainedModel(file);
@@ -123,12 +159,28 @@ export function runEval(ckptArg: string, flags: { dataDir?: string }): void {
   console.log(`${file}: ${config.dataset} ${config.arch} method=${config.method}, epoch ${meta.epoch}: test acc ${pct(acc)}`);
 }
 
-/** `onebit summary`: the bit-aware per-layer table of an architecture + method (no training, no data). */
-export function runSummary(flags: { arch: string; method: string; hidden?: number }): void {
-  const preset = methodPreset(flags.method);
-  const cifar = flags.arch === 'resnet18' || flags.arch === 'resnet20';
-  const model = flags.arch === 'resnet18' ? resnet18(preset) : flags.arch === 'resnet20' ? resnet20(preset) : mnistModel(flags.arch, preset, { hidden: flags.hidden });
-  const input = cifar ? [1, 3, 32, 32] : [1, 1, 28, 28];
-  console.log(`onebit summary: ${flags.arch} method=${preset.name} input [${input.join(', ')}]`);
+/**
+ * `onebit summary`: the bit-aware per-layer table of an architecture + method (no training, no
+ * data). reactnet-a is built for `inputSize` (224: ImageNet, 1000 classes; 32: CIFAR, 10 classes).
+ */
+export function runSummary(flags: { arch: string; method: string; hidden?: number; binarize?: Binarize; inputSize?: number }): void {
+  const preset = withBinarize(methodPreset(flags.method), flags.binarize ?? 'both');
+  const size = flags.inputSize ?? 224;
+  let input = [1, 3, 32, 32];
+  let model;
+  switch (flags.arch) {
+    case 'resnet18': model = resnet18(preset); break;
+    case 'resnet20': model = resnet20(preset); break;
+    case 'vgg-small': model = vggSmall(preset); break;
+    case 'reactnet-a':
+      model = reactnetA(preset, { inputSize: size });
+      input = [1, 3, size, size];
+      break;
+    default:
+      model = mnistModel(flags.arch, preset, { hidden: flags.hidden });
+      input = [1, 1, 28, 28];
+  }
+  const bin = flags.binarize && flags.binarize !== 'both' ? ` binarize=${flags.binarize}` : '';
+  console.log(`onebit summary: ${flags.arch} method=${preset.name}${bin} input [${input.join(', ')}]`);
   process.stdout.write(formatSummary(summary(model, input)));
 }

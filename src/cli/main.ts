@@ -14,8 +14,9 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import '../index.js';
 import { OnebitError } from '../core/errors.js';
 import { methodNames } from '../models/methods.js';
-import { DEFAULT_CONFIG } from '../train/config.js';
-import { runEval, runSummary, runTrain } from './commands.js';
+import { CHOICES, DEFAULT_CONFIG } from '../train/config.js';
+import { explicitOptions, runEval, runSummary, runTrain } from './commands.js';
+import { runExperimentCommand } from '../experiment/command.js';
 
 function int(name: string) {
   return (v: string): number => {
@@ -44,7 +45,7 @@ program
   .command('train')
   .description('Train a binary network; prints progress per epoch and writes checkpoints to the run folder.')
   .addOption(new Option('--dataset <name>', 'dataset').choices(['mnist', 'cifar10']).default(d.dataset))
-  .addOption(new Option('--arch <name>', 'architecture: mlp or cnn for mnist (default mlp); resnet20 or resnet18 for cifar10 (default resnet20)').choices(['mlp', 'cnn', 'resnet20', 'resnet18']))
+  .addOption(new Option('--arch <name>', 'architecture: mlp or cnn for mnist (default mlp); resnet20, resnet18, vgg-small or reactnet-a for cifar10 (default resnet20)').choices([...CHOICES.arch]))
   .addOption(new Option('--method <name>', 'binarization method preset').choices(methodNames()).default(d.method))
   .option('--epochs <n>', 'number of epochs', int('--epochs'), d.epochs)
   .option('--batch-size <n>', 'training batch size', int('--batch-size'), d.batchSize)
@@ -63,9 +64,15 @@ program
   .option('--test-subset <n>', 'evaluate on the first n test examples only (0 = all)', int('--test-subset'), d.testSubset)
   .option('--out <dir>', 'run folder for checkpoints and metrics (default: runs/<dataset>-<arch>-<method>-<time>)')
   .option('--resume <path>', 'continue from a checkpoint file or a run folder (uses its config; --epochs may extend)')
+  .addOption(new Option('--recipe <name>', 'training recipe filling in every flag not given: adabin-cifar (SGD 0.9, lr 0.1, wd 1e-4, cosine, batch 128, 400 epochs, cifar10), reactnet (Adam, lr 1e-3, linear to 0, wd 1e-5 with --binarize activations else 0); the defaults shown are the default recipe\'s').choices([...CHOICES.recipe]).default(d.recipe))
+  .addOption(new Option('--binarize <side>', 'what the binary layers binarize: both, activations (ReActNet step 1: real weights) or weights').choices([...CHOICES.binarize]).default(d.binarize))
+  .option('--teacher <ckpt>', 'distil from this checkpoint\'s model (e.g. a --method float run on the same dataset): loss = kd-weight·KD + (1 − kd-weight)·CE')
+  .option('--kd-weight <x>', 'weight of the KD loss with --teacher, in [0, 1] (1 = pure KD, as ReActNet)', num('--kd-weight'), d.kdWeight)
+  .option('--kd-temperature <x>', 'temperature of the KD loss with --teacher', num('--kd-temperature'), d.kdTemperature)
+  .option('--init-from <ckpt>', 'start from the matching tensors of this checkpoint (strict=false, as ReActNet step 2); reports what was loaded and skipped')
   .option('--force', 'allow writing into a run folder that already has a checkpoint', false)
   .option('--no-progress', 'do not draw the progress bar')
-  .action((opts) => runTrain(opts));
+  .action((opts, cmd: Command) => runTrain(explicitOptions(opts, cmd)));
 
 program
   .command('eval')
@@ -77,10 +84,44 @@ program
 program
   .command('summary')
   .description('Print a bit-aware model summary (Larq-style): per-layer precision, 1-/32-bit parameters, memory and MACs.')
-  .addOption(new Option('--arch <name>', 'architecture: mlp, cnn (MNIST, input 1x28x28), resnet18 or resnet20 (CIFAR, input 3x32x32)').choices(['mlp', 'cnn', 'resnet18', 'resnet20']).default(d.arch))
+  .addOption(new Option('--arch <name>', 'architecture: mlp, cnn (MNIST, input 1x28x28), resnet18, resnet20, vgg-small (CIFAR, input 3x32x32) or reactnet-a (input 3x224x224, or --input-size 32)').choices([...CHOICES.arch]).default(d.arch))
   .addOption(new Option('--method <name>', 'binarization method preset').choices(methodNames()).default(d.method))
+  .addOption(new Option('--binarize <side>', 'what the binary layers binarize: both, activations (real weights) or weights').choices([...CHOICES.binarize]).default(d.binarize))
   .option('--hidden <n>', 'hidden width of the MLP', int('--hidden'), d.hidden)
+  .option('--input-size <n>', 'reactnet-a input height = width: 224 (ImageNet stem, 1000 classes) or 32 (CIFAR stem, 10 classes)', int('--input-size'), 224)
   .action((opts) => runSummary(opts));
+
+program
+  .command('experiment')
+  .description('Train a grid of methods × seeds (one `onebit train` process per cell; resumable: re-run to finish missing cells) and write report.html, results.md, results.json and plots/ into --out.')
+  .argument('[train-flags...]', 'further `onebit train` flags for every run, after `--` (e.g. -- --teacher t.ckpt)')
+  .option('--methods <list>', `comma-separated method presets (default: all: ${methodNames().join(',')})`)
+  .option('--seeds <n>', 'seeds 0..n-1 per method (default 3)', int('--seeds'))
+  .option('--seed-list <list>', 'explicit comma-separated seeds (instead of --seeds)')
+  .addOption(new Option('--dataset <name>', 'dataset (default: cifar10 for a CIFAR --arch or recipe, else mnist)').choices([...CHOICES.dataset]))
+  .addOption(new Option('--arch <name>', 'architecture (default: the dataset\'s first, mlp / resnet20)').choices([...CHOICES.arch]))
+  .addOption(new Option('--recipe <name>', 'training recipe filling in every flag not given (see onebit train --help)').choices([...CHOICES.recipe]))
+  .addOption(new Option('--binarize <side>', 'what the binary layers binarize').choices([...CHOICES.binarize]))
+  .option('--epochs <n>', `epochs per run (default ${d.epochs})`, int('--epochs'))
+  .option('--batch-size <n>', `training batch size (default ${d.batchSize})`, int('--batch-size'))
+  .option('--lr <x>', `base learning rate (default ${d.lr})`, num('--lr'))
+  .addOption(new Option('--optimizer <name>', `optimizer (default ${d.optimizer})`).choices([...CHOICES.optimizer]))
+  .option('--momentum <x>', 'SGD momentum', num('--momentum'))
+  .option('--weight-decay <x>', 'weight decay', num('--weight-decay'))
+  .addOption(new Option('--schedule <name>', `learning-rate schedule (default ${d.schedule})`).choices([...CHOICES.schedule]))
+  .option('--warmup-epochs <x>', 'linear warm-up length in epochs', num('--warmup-epochs'))
+  .option('--label-smoothing <x>', 'label smoothing of the cross-entropy', num('--label-smoothing'))
+  .option('--hidden <n>', 'hidden width of the MLP', int('--hidden'))
+  .option('--data-dir <dir>', 'folder with the dataset files (see onebit train --help)')
+  .option('--no-augment', 'CIFAR: no random crop / flip of training images')
+  .option('--train-subset <n>', 'train on the first n examples only (0 = all)', int('--train-subset'))
+  .option('--test-subset <n>', 'evaluate on the first n test examples only (0 = all)', int('--test-subset'))
+  .option('--jobs <n>', 'runs in parallel (each gets ONEBIT_THREADS = CPUs / jobs unless set)', int('--jobs'), 1)
+  .option('--out <dir>', 'experiment folder (default: runs/experiment-<dataset>-<arch>)')
+  .option('--extend', 'continue finished runs with fewer epochs than --epochs (their LR schedule stretches)', false)
+  .option('--layer-plot <list>', 'methods that get a per-layer flip-rate plot, or "all" (default: the first method)')
+  .option('--report-only', 'only re-render the report from the run folders in --out', false)
+  .action((trainFlags: string[], opts) => runExperimentCommand(opts, trainFlags));
 
 try {
   await program.parseAsync(process.argv);

@@ -4,3 +4,5 @@ export * from './dataset.js';
 export * from './loader.js';
 export * from './cifar.js';
 export * from './augment.js';
+export * from './download.js';
+export * from './prefetch.js';

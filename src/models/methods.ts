@@ -104,12 +104,45 @@ const PRESETS: Readonly<Record<string, MethodPreset>> = {
     kernelQuantizer: { alias: 'rebnn_weight', gamma: 2e-4, c0: 0.02, init: 'randn', steClip: false },
     activation: 'rprelu',
   }),
+  // Full precision: same layers and parameter names as the binary nets (a binary layer with identity
+  // quantizers is a plain conv/dense), so any arch has a float teacher / baseline. Without sign the
+  // net needs a non-linearity: PReLU (slope 0.25, learnable; ReLU-like, and the PReLU inside
+  // ReActNet's RPReLU) after every BN where the binary presets have none. Archs with a built-in
+  // non-linearity (resnet18, reactnet-a: RPReLU) keep theirs.
+  float: preset({
+    name: 'float',
+    description: 'Full precision (no binarization): identity quantizers, PReLU after every batch norm; for KD teachers and float baselines',
+    inputQuantizer: { alias: 'identity' },
+    kernelQuantizer: { alias: 'identity' },
+    activation: 'prelu',
+  }),
 };
 
+/** Which side(s) of the binary layers a run binarizes (ReActNet two-step recipe, methods.md §1.6). */
+export type Binarize = 'both' | 'activations' | 'weights';
+
+/**
+ * The preset with one side made real: `activations` keeps the binary activations and makes the
+ * weights real (ReActNet step 1: kernel quantizer → identity), `weights` the reverse, `both` (the
+ * default) returns the preset unchanged. Parameter names of everything else stay the same, so a
+ * step-2 run can start from the step-1 checkpoint (`--init-from`); state of the replaced quantizer
+ * (e.g. ReBNN's scale) is simply absent in step 1 and keeps its fresh initialisation in step 2.
+ */
+export function withBinarize(method: MethodPreset, binarize: Binarize = 'both'): MethodPreset {
+  switch (binarize) {
+    case 'both': return method;
+    case 'activations': return { ...method, kernelQuantizer: { alias: 'identity' }, description: `${method.description} [step 1: real weights]` };
+    case 'weights': return { ...method, inputQuantizer: { alias: 'identity' }, description: `${method.description} [real activations]` };
+    default: return fail('binarize', 'one of both, activations, weights', JSON.stringify(binarize));
+  }
+}
+
+/** Names of every method preset (the `--method` choices). */
 export function methodNames(): string[] {
   return Object.keys(PRESETS);
 }
 
+/** The preset named `name`; an unknown name fails with the list of valid ones. */
 export function methodPreset(name: string): MethodPreset {
   const p = Object.hasOwn(PRESETS, name) ? PRESETS[name] : undefined;
   if (!p) fail('method', `one of ${methodNames().join(', ')}`, JSON.stringify(name));

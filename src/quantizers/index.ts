@@ -13,6 +13,7 @@ import { EdeSign } from './ede_sign.js';
 import { RSign } from './rsign.js';
 import { SteTern } from './ste_tern.js';
 import { DoReFa } from './dorefa.js';
+import { Identity } from './identity.js';
 
 export { Quantizer, numOption, type QuantizerConfig, type QuantizerContext } from './quantizer.js';
 export { SteSign } from './ste_sign.js';
@@ -28,6 +29,7 @@ export { EdeSign, edeSchedule, edeSign } from './ede_sign.js';
 export { RSign } from './rsign.js';
 export { SteTern } from './ste_tern.js';
 export { DoReFa, roundHalfEven, type DoReFaMode } from './dorefa.js';
+export { Identity } from './identity.js';
 
 type Factory = (c: QuantizerConfig, ctx: QuantizerContext) => Quantizer;
 type Role = QuantizerContext['role'];
@@ -57,6 +59,8 @@ const REGISTRY: Readonly<Record<string, Entry>> = {
   // One alias, both roles: mode "activations" is the input role, mode "weights" the kernel role
   // (the mode defaults to the role's; a mismatch is an error in DoReFa.fromConfig).
   dorefa: { make: DoReFa.fromConfig, roles: BOTH },
+  // No quantization (32-bit): the float preset and the real side of a two-step ReActNet run.
+  identity: { make: Identity.fromConfig, roles: BOTH },
 };
 
 export function quantizerAliases(): string[] {

@@ -5,7 +5,6 @@ import { manualSeed, rng, type RngState } from '../core/rng.js';
 import { Tensor } from '../core/tensor.js';
 import { backward, noGrad } from '../autograd/tape.js';
 import { argmax } from '../ops/reduce.js';
-import { crossEntropy } from '../nn/losses.js';
 import type { Module } from '../nn/module.js';
 import { buildModel } from '../models/index.js';
 import { FlipTracker } from '../metrics/flips.js';
@@ -15,6 +14,8 @@ import { CIFAR10_MEAN, CIFAR10_STD, DataLoader, loadCifar10, loadMnist, MNIST_ME
 import { defaultCifar10Dir } from '../data/download.js';
 import { loadCheckpoint, saveCheckpoint, writeFileAtomic, type CheckpointData } from './checkpoint.js';
 import { resolveConfig, type TrainConfig } from './config.js';
+import { loadTeacher, teacherLogits, trainingLoss, type Teacher } from './distill.js';
+import { initFromCheckpoint, type InitFromReport } from './init_from.js';
 
 /** One line of the training log (also a line of metrics.jsonl). */
 export interface EpochStats {
@@ -41,6 +42,10 @@ export interface EpochStats {
 /** Hooks the training loop calls; all optional. The CLI uses them for the progress bar and log lines. */
 export interface TrainCallbacks {
   onTrainStart?(info: { config: TrainConfig; startEpoch: number; numBatches: number; model: Module }): void;
+  /** After `config.initFrom` was applied (fresh runs only): what was loaded, kept at init, ignored. */
+  onInitFrom?(report: InitFromReport): void;
+  /** After the `config.teacher` checkpoint was loaded. */
+  onTeacher?(info: { file: string; config: TrainConfig; params: number }): void;
   onEpochStart?(epoch: number): void;
   onBatchEnd?(info: { epoch: number; batch: number; numBatches: number; loss: number }): void;
   onEvalStart?(epoch: number): void;
@@ -71,6 +76,8 @@ interface Meta {
   rng: RngState;
   optimizer: { kind: string; step: number; groups: Record<string, unknown>[] };
   history: EpochStats[];
+  /** SHA-256 of the teacher checkpoint (config.teacher) the run distils from; absent without one. */
+  teacherSha256?: string;
 }
 
 /** Build everything a config describes: the seeded model and its optimizer. */
@@ -122,9 +129,15 @@ function head(ds: Dataset, n: number): Dataset {
   return { ...ds, images: ds.images.subarray(0, n * per), labels: ds.labels.subarray(0, n), count: n };
 }
 
-/** Train a model as `config` says (see TrainConfig), checkpointing every epoch. */
+/**
+ * Train a model as `config` says (see TrainConfig), checkpointing every epoch. With
+ * `config.teacher` the loss distils from that checkpoint's model (see `trainingLoss`); with
+ * `config.initFrom` a fresh run starts from that checkpoint's matching tensors (`initFromCheckpoint`).
+ * Both paths are stored absolute, so a resumed run finds them from any folder.
+ */
 export function train(partial: Partial<TrainConfig>, opts: TrainOptions = {}): TrainResult {
   let config = resolveConfig(partial);
+  if (!opts.resume) config = { ...config, teacher: config.teacher && path.resolve(config.teacher), initFrom: config.initFrom && path.resolve(config.initFrom) };
   let startEpoch = 0;
   let history: EpochStats[] = [];
   let resumed: { ck: CheckpointData; meta: Meta } | null = null;
@@ -140,7 +153,16 @@ export function train(partial: Partial<TrainConfig>, opts: TrainOptions = {}): T
     history = meta.history.slice(0, startEpoch);
   }
 
+  // The teacher is built first: loading it re-seeds the global RNG, and setup() seeds it again.
+  const teacher: Teacher | null = config.teacher ? loadTeacher(config.teacher, config.dataset, loadTrainedModel) : null;
+  if (teacher && resumed?.meta.teacherSha256 && resumed.meta.teacherSha256 !== teacher.sha256) {
+    fail('--resume', `the teacher checkpoint the run started with (SHA-256 ${resumed.meta.teacherSha256.slice(0, 12)}…)`,
+      `a different file at ${config.teacher} (${teacher.sha256.slice(0, 12)}…)`, 'Put the original teacher back, or start a new run.');
+  }
   const { model, optimizer } = setup(config);
+  // Before the flip tracker, so "flips from init" count from the loaded weights. On resume the
+  // checkpoint restores everything, so it is not applied again.
+  const initReport = config.initFrom && !resumed ? initFromCheckpoint(model, config.initFrom) : null;
   const data = loadData(config);
   const norm = datasetNorm(config.dataset);
   const augment = config.dataset === 'cifar10' && config.augment ? { pad: 4, flip: true } : undefined;
@@ -155,6 +177,8 @@ export function train(partial: Partial<TrainConfig>, opts: TrainOptions = {}): T
   const modules = model.namedModules().map(([, m]) => m);
   const cb = opts.callbacks ?? {};
   cb.onTrainStart?.({ config, startEpoch, numBatches, model });
+  if (initReport) cb.onInitFrom?.(initReport);
+  if (teacher) cb.onTeacher?.({ file: teacher.file, config: teacher.config, params: teacher.model.parameters().reduce((n, p) => n + p.size, 0) });
   if (opts.outDir) {
     fs.mkdirSync(opts.outDir, { recursive: true });
     // Temp files of a save that was killed mid-write (the checkpoint they were meant to replace is intact).
@@ -175,7 +199,10 @@ export function train(partial: Partial<TrainConfig>, opts: TrainOptions = {}): T
       optimizer.setLrFactor(schedule.factor(step, totalSteps));
       lr = optimizer.lr;
       const logits = model.forward(x);
-      const loss = crossEntropy(logits, y, { labelSmoothing: config.labelSmoothing });
+      const loss = trainingLoss(logits, y, {
+        teacherLogits: teacher ? teacherLogits(teacher, x) : null,
+        kdWeight: config.kdWeight, kdTemperature: config.kdTemperature, labelSmoothing: config.labelSmoothing,
+      });
       backward(loss);
       optimizer.step();
       optimizer.zeroGrad();
@@ -207,7 +234,7 @@ export function train(partial: Partial<TrainConfig>, opts: TrainOptions = {}): T
     history.push(stats);
     if (opts.outDir) {
       appendFlipLog(opts.outDir, epoch + 1, flips);
-      const ck = makeCheckpoint(config, epoch + 1, model, optimizer, history, flips);
+      const ck = makeCheckpoint(config, epoch + 1, model, optimizer, history, flips, teacher?.sha256);
       const last = path.join(opts.outDir, 'last.ckpt');
       saveCheckpoint(last, ck);
       cb.onCheckpoint?.(last);
@@ -241,7 +268,7 @@ function countCorrect(logits: Tensor, y: Int32Array): number {
   return c;
 }
 
-function makeCheckpoint(config: TrainConfig, epoch: number, model: Module, optimizer: Optimizer, history: EpochStats[], flips: FlipTracker): CheckpointData {
+function makeCheckpoint(config: TrainConfig, epoch: number, model: Module, optimizer: Optimizer, history: EpochStats[], flips: FlipTracker, teacherSha256?: string): CheckpointData {
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [name, data] of flips.state()) tensors.set(`flips.${name}`, { shape: [data.length], data });
   for (const [name, t] of model.stateDict()) tensors.set(`model.${name}`, { shape: [...t.shape], data: t.f32() });
@@ -250,6 +277,7 @@ function makeCheckpoint(config: TrainConfig, epoch: number, model: Module, optim
   const meta: Meta = {
     kind: 'onebit-train', config, epoch, rng: rng().getState(),
     optimizer: { kind: sd.kind, step: sd.step, groups: sd.groups as Record<string, unknown>[] }, history,
+    ...(teacherSha256 ? { teacherSha256 } : {}),
   };
   return { meta: meta as unknown as Record<string, unknown>, tensors };
 }

@@ -1,0 +1,518 @@
+import { fail, fmtShape, OnebitError } from '../core/errors.js';
+import type { Tensor } from '../core/tensor.js';
+import { BinaryConv2d, BinaryLinear } from '../nn/binary.js';
+import {
+  AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, GlobalAvgPool2d, Hardtanh, Linear, MaxPool2d, pair, PReLU, ReLU,
+} from '../nn/layers.js';
+import { Module, Sequential } from '../nn/module.js';
+import { LearnableBias, Maxout, RPReLU } from '../nn/react.js';
+import { Quantizer } from '../quantizers/quantizer.js';
+import { BiRealBlock, ResNet18 } from '../models/resnet18.js';
+import { TwoShortcutBlock } from '../models/resnet20.js';
+import { VggSmall } from '../models/vgg_small.js';
+import { ReActBlock, ReActNetA } from '../models/reactnet_a.js';
+import { CIFAR10_CLASSES } from '../data/cifar.js';
+import { datasetNorm, loadTrainedModel } from '../train/trainer.js';
+import { writeFileAtomic } from '../train/checkpoint.js';
+import { attr, inferNode, wordsFor, type AttrValue, type GraphNode, type GraphTensor, type OnebitGraph, type OpName, type ValueInfo } from '../infer/graph.js';
+import { activationForm, weightForm } from './forms.js';
+import { encodeOnebit } from './format.js';
+
+/**
+ * Export: a trained onebit model (eval mode) → the inference graph of a `.onebit` file.
+ *
+ * 1. Lowering, module by module (by class; an unknown module fails naming its class and path):
+ *    real layers map to float ops (batch norm → per-channel scale/bias with the running statistics),
+ *    and every binary layer becomes `sign` (its input quantizer's threshold form, forms.ts) +
+ *    `binary_conv2d` / `binary_dense` with the weight signs bit-packed. With activation levels
+ *    {ma − da, ma + da} and per-channel weight levels {mw − dw, mw + dw} (forms.ts), the layer is
+ *      y = dw·da·D + mw·da·T + K·mw·ma + dw·ma·S_all                       (inside the image)
+ *    with D the ±1 dot product, T the sum of the ±1 inputs under the window, K the taps and S_all
+ *    the sum of the channel's weight signs. Padding is exact: with padValue pv, each tap outside
+ *    the image adds (pv − ma)·(mw + dw·s) on top of the zero-padded form — the `cn`/`cs` border
+ *    terms — unless the border is itself a binary level ((pv − ma)/da = ±1, e.g. ±1 padding of ±1
+ *    activations), which the kernel handles directly (`pad`). Zero padding of ±1 activations
+ *    (ma = 0) needs no extra term at all: the kernel's zero border is exact.
+ * 2. Folding: a per-channel scale/bias (batch norm, LearnableBias) whose input has no other reader
+ *    is folded into the conv / dense / binary op before it, or else into a dense layer that is its
+ *    only reader.
+ * 3. Threshold fusion (Larq Compute Engine's design): where a binary op's output only feeds, through
+ *    per-channel monotone ops (scale/bias, PReLU/RPReLU/Maxout with non-negative slopes, clamp), a
+ *    binarization, the chain is inverted per channel into one threshold on the binary op's output
+ *    (`thr`, `dir`), so it writes ±1 directly. Chains that are not monotone stay as they are.
+ *
+ * Numerics: folding reorders float32 arithmetic, so logits agree with the training graph in eval
+ * mode to float rounding (the parity tests state the tolerance), and a value within rounding of a
+ * later threshold may binarize differently.
+ */
+
+export interface ExportOptions {
+  /** Per-sample input shape, e.g. [1, 28, 28] or [3, 32, 32]. */
+  inputShape: number[];
+  /** Number of classes (checked against the model's output); default: the output's size. */
+  classes?: number;
+  /** Class names, one per class. */
+  labels?: string[];
+  /** Stored as-is in the file (JSON object). */
+  metadata?: Record<string, unknown>;
+  /** Fold per-channel scale/bias into the producing op (default true). */
+  fold?: boolean;
+  /** Fuse binary op → monotone chain → sign into thresholds (default true). */
+  fuseThresholds?: boolean;
+}
+
+const f32 = (data: Float32Array, shape?: number[]): GraphTensor => ({ dtype: 'f32', shape: shape ?? [data.length], data });
+const copy = (t: Tensor): Float32Array => Float32Array.from(t.f32());
+const allZero = (a: Float64Array): boolean => a.every((v) => v === 0);
+const round = (a: Float64Array): Float32Array => Float32Array.from(a);
+
+/** Graph under construction: nodes, value infos, dead marks (for the folding passes). */
+class Builder {
+  readonly nodes: GraphNode[] = [];
+  readonly infos: ValueInfo[];
+  readonly dead = new Set<number>();
+  output = 0;
+
+  constructor(inputShape: number[]) {
+    this.infos = [{ kind: 'float', shape: [...inputShape] }];
+  }
+
+  emit(op: OpName, inputs: number[], attrs: Record<string, AttrValue>, name: string): number {
+    const node: GraphNode = { op, inputs, attrs, name };
+    this.infos.push(inferNode(node, inputs.map((v) => this.infos[v]!), `exportModel: ${op} "${name}"`));
+    this.nodes.push(node);
+    return this.nodes.length;
+  }
+
+  info(v: number): ValueInfo {
+    return this.infos[v]!;
+  }
+
+  /** The node that produces value v (null for the input). */
+  producer(v: number): GraphNode | null {
+    return v > 0 ? this.nodes[v - 1]! : null;
+  }
+
+  /** Live readers of value v (the graph output counts as one). */
+  uses(v: number): number {
+    let n = v === this.output ? 1 : 0;
+    this.nodes.forEach((node, i) => { if (!this.dead.has(i)) for (const u of node.inputs) if (u === v) n++; });
+    return n;
+  }
+
+  /** Make every reader of `from` read `to` instead. */
+  replace(from: number, to: number): void {
+    for (const node of this.nodes) node.inputs = node.inputs.map((u) => (u === from ? to : u));
+    if (this.output === from) this.output = to;
+  }
+
+  /** The graph without dead or unreachable nodes, values renumbered. */
+  compact(): { nodes: GraphNode[]; output: number } {
+    const need = new Set<number>([this.output]);
+    for (let i = this.nodes.length - 1; i >= 0; i--) if (need.has(i + 1) && !this.dead.has(i)) for (const u of this.nodes[i]!.inputs) need.add(u);
+    const map = new Map<number, number>([[0, 0]]);
+    const nodes: GraphNode[] = [];
+    this.nodes.forEach((n, i) => {
+      if (this.dead.has(i) || !need.has(i + 1)) return;
+      nodes.push({ ...n, inputs: n.inputs.map((u) => map.get(u)!) });
+      map.set(i + 1, nodes.length);
+    });
+    return { nodes, output: map.get(this.output)! };
+  }
+}
+
+/** A per-channel vector of C values from a [C] or shared [1] parameter. */
+function channels(p: Float32Array, C: number, what: string): Float32Array {
+  if (p.length === C) return Float32Array.from(p);
+  if (p.length === 1) return new Float32Array(C).fill(p[0]!);
+  return fail(`exportModel: ${what}`, `${C} (or 1) per-channel values`, `${p.length}`);
+}
+
+const join = (a: string, b: string): string => (a ? `${a}.${b}` : b);
+
+/** Lower module `m` applied to value `v`; returns the value of its output. */
+function lower(b: Builder, m: Module, v: number, path: string): number {
+  const x = b.info(v), C = x.shape[0]!;
+  const name = path || m.constructor.name;
+  if (m instanceof Sequential) {
+    for (const [n, child] of m.children()) v = lower(b, child, v, join(path, n));
+    return v;
+  }
+  if (m instanceof BinaryConv2d || m instanceof BinaryLinear) {
+    try {
+      return lowerBinary(b, m, v, name);
+    } catch (e) {
+      // Name the layer in the quantizer's error (forms.ts does not know where it is used).
+      if (e instanceof OnebitError && !e.message.startsWith('exportModel')) throw new OnebitError(`exportModel: ${name} (${m.describe()}): ${e.message}`);
+      throw e;
+    }
+  }
+  if (m instanceof Flatten) return x.shape.length === 1 ? v : b.emit('flatten', [v], {}, name);
+  if (m instanceof Dropout) return v;
+  if (m instanceof Linear) {
+    return b.emit('dense', [v], { weight: f32(copy(m.weight), [...m.weight.shape]), ...(m.bias ? { bias: f32(copy(m.bias)) } : {}) }, name);
+  }
+  if (m instanceof Conv2d) {
+    const o = m.opts;
+    return b.emit('conv2d', [v], {
+      weight: f32(copy(m.weight), [...m.weight.shape]), ...(m.bias ? { bias: f32(copy(m.bias)) } : {}),
+      stride: pair(o.stride ?? 1), padding: pair(o.padding ?? 0), dilation: pair(o.dilation ?? 1), groups: o.groups ?? 1,
+    }, name);
+  }
+  if (m instanceof BatchNorm1d || m instanceof BatchNorm2d) {
+    const want = m instanceof BatchNorm1d ? 1 : 3;
+    if (x.shape.length !== want || C !== m.numFeatures) fail(`exportModel: ${name} (${m.describe()})`, `an input of ${m.numFeatures} channels and rank ${want} per sample`, fmtShape(x.shape));
+    const eps = m.opts.eps ?? 1e-5;
+    const g = m.weight.f32(), be = m.bias.f32(), mu = m.runningMean.f32(), va = m.runningVar.f32();
+    const scale = new Float32Array(C), bias = new Float32Array(C);
+    for (let c = 0; c < C; c++) {
+      const a = g[c]! / Math.sqrt(va[c]! + eps);
+      scale[c] = a;
+      bias[c] = be[c]! - mu[c]! * a;
+    }
+    return b.emit('scale_bias', [v], { scale: f32(scale), bias: f32(bias) }, name);
+  }
+  if (m instanceof ReLU) return b.emit('clamp', [v], { lo: 0 }, name);
+  if (m instanceof Hardtanh) return b.emit('clamp', [v], { lo: m.lo, hi: m.hi }, name);
+  if (m instanceof PReLU) return b.emit('channel_act', [v], { neg: f32(channels(m.weight.f32(), C, `${name} slope`)) }, name);
+  if (m instanceof LearnableBias) return b.emit('scale_bias', [v], { scale: f32(new Float32Array(C).fill(1)), bias: f32(channels(m.bias.f32(), C, name)) }, name);
+  if (m instanceof RPReLU) {
+    return b.emit('channel_act', [v], {
+      b0: f32(channels(m.move0.bias.f32(), C, name)), neg: f32(channels(m.prelu.weight.f32(), C, `${name} slope`)), b1: f32(channels(m.move1.bias.f32(), C, name)),
+    }, name);
+  }
+  if (m instanceof Maxout) {
+    return b.emit('channel_act', [v], { pos: f32(channels(m.posScale.f32(), C, name)), neg: f32(channels(m.negScale.f32(), C, name)) }, name);
+  }
+  if (m instanceof MaxPool2d || m instanceof AvgPool2d) {
+    const k = pair(m.kernel);
+    return b.emit(m instanceof MaxPool2d ? 'max_pool2d' : 'avg_pool2d', [v], { kernel: k, stride: pair(m.stride ?? k), padding: pair(m.padding) }, name);
+  }
+  if (m instanceof GlobalAvgPool2d) return b.emit('global_avg_pool', [v], {}, name);
+  if (m instanceof Quantizer) {
+    const f = activationForm(m, C);
+    return b.emit('levels', [v], { thr: f32(f.thr), lo: f32(f.lo), hi: f32(f.hi) }, name);
+  }
+  if (m instanceof TwoShortcutBlock) {
+    const r = m.stride === 1 && m.inChannels === m.outChannels ? v : b.emit('shortcut_a', [v], { outChannels: m.outChannels }, join(name, 'shortcut'));
+    let out = b.emit('add', [lower(b, m.bn1, lower(b, m.conv1, v, join(path, 'conv1')), join(path, 'bn1')), r], {}, join(name, 'add1'));
+    if (m.act1) out = lower(b, m.act1, out, join(path, 'act1'));
+    let y = b.emit('add', [lower(b, m.bn2, lower(b, m.conv2, out, join(path, 'conv2')), join(path, 'bn2')), out], {}, join(name, 'add2'));
+    if (m.act2) y = lower(b, m.act2, y, join(path, 'act2'));
+    return y;
+  }
+  if (m instanceof BiRealBlock) {
+    const r = m.downsample ? lower(b, m.downsample, v, join(path, 'downsample')) : v;
+    const y = lower(b, m.bn, lower(b, m.conv, v, join(path, 'conv')), join(path, 'bn'));
+    return lower(b, m.act, b.emit('add', [y, r], {}, join(name, 'add')), join(path, 'act'));
+  }
+  if (m instanceof ResNet18) {
+    let y = lower(b, m.stem, v, join(path, 'stem'));
+    m.stages.forEach((s, i) => (y = lower(b, s, y, join(path, `stage${i + 1}`))));
+    return lower(b, m.fc, lower(b, m.pool, y, join(path, 'pool')), join(path, 'fc'));
+  }
+  if (m instanceof VggSmall) {
+    let y = v;
+    for (let i = 0; i < 6; i++) {
+      y = i === 0 ? lower(b, m.conv0, y, join(path, 'conv0')) : lower(b, m.convs[i - 1]!, y, join(path, `conv${i}`));
+      if (i % 2 === 1) y = lower(b, m.pool, y, join(path, 'pool'));
+      y = lower(b, m.bns[i]!, y, join(path, `bn${i}`));
+      const a = m.acts[i];
+      if (a) y = lower(b, a, y, join(path, `act${i}`));
+    }
+    return lower(b, m.fc, lower(b, m.flatten, y, join(path, 'flatten')), join(path, 'fc'));
+  }
+  if (m instanceof ReActBlock) {
+    const r1 = m.pool ? lower(b, m.pool, v, join(path, 'pool')) : v;
+    const y1 = lower(b, m.bn1, lower(b, m.conv3x3, v, join(path, 'conv3x3')), join(path, 'bn1'));
+    const out1 = lower(b, m.act1, b.emit('add', [y1, r1], {}, join(name, 'add1')), join(path, 'act1'));
+    const r2 = m.outChannels === m.inChannels ? out1 : b.emit('repeat_channels', [out1], {}, join(name, 'repeat'));
+    const y2 = lower(b, m.bn2, lower(b, m.pw, out1, join(path, 'pw')), join(path, 'bn2'));
+    return lower(b, m.act2, b.emit('add', [y2, r2], {}, join(name, 'add2')), join(path, 'act2'));
+  }
+  if (m instanceof ReActNetA) {
+    const y = lower(b, m.features, lower(b, m.stem, v, join(path, 'stem')), join(path, 'features'));
+    return lower(b, m.fc, lower(b, m.pool, y, join(path, 'pool')), join(path, 'fc'));
+  }
+  return fail('exportModel', 'modules onebit knows how to export (Sequential, Linear, Conv2d, BatchNorm, binary layers, activations, pools, the model blocks of src/models)',
+    `${m.constructor.name} at "${path || '(root)'}"`, 'Add a lowering rule for it in src/deploy/export.ts.');
+}
+
+/** Pack ±1 signs [rows, k] into rows of 32-bit words (bit 1 = −1, LSB first, tail bits 0). */
+export function packSigns(signs: Int8Array, rows: number, k: number): Uint32Array {
+  const words = wordsFor(k), out = new Uint32Array(rows * words);
+  for (let r = 0; r < rows; r++) for (let j = 0; j < k; j++) if (signs[r * k + j]! < 0) out[r * words + (j >>> 5)]! |= 1 << (j & 31);
+  return out;
+}
+
+/** A binary layer → sign + binary op (or float ops when a quantizer is absent). */
+function lowerBinary(b: Builder, m: BinaryConv2d | BinaryLinear, v: number, name: string): number {
+  const x = b.info(v), C = x.shape[0]!;
+  const conv = m instanceof BinaryConv2d;
+  if (conv ? x.shape.length !== 3 : x.shape.length !== 1) {
+    fail(`exportModel: ${name} (${m.describe()})`, conv ? 'an input [C, H, W] per sample' : 'an input [F] per sample', fmtShape(x.shape), conv ? '' : 'Add a Flatten layer before it.');
+  }
+  const iq = m.inputQuantizer, kq = m.kernelQuantizer;
+  const layerBias = m.bias ? m.bias.f32() : null;
+  const geom = conv ? {
+    stride: pair(m.opts.stride ?? 1), padding: pair(m.opts.padding ?? 0), dilation: pair(m.opts.dilation ?? 1), groups: m.opts.groups ?? 1,
+  } : null;
+  if (!iq || !kq) {
+    // Not a 1-bit × 1-bit layer: quantize explicitly and run the float op on the quantized values.
+    let input = v;
+    if (iq) {
+      const f = activationForm(iq, C);
+      input = b.emit('levels', [v], { thr: f32(f.thr), lo: f32(f.lo), hi: f32(f.hi) }, join(name, 'inputQuantizer'));
+    }
+    let w = copy(m.weight);
+    if (kq) {
+      const f = weightForm(kq, m.weight), per = w.length / f.lo.length;
+      w = w.map((_, i) => (f.signs[i]! > 0 ? f.hi : f.lo)[Math.floor(i / per)]!);
+    }
+    const bias: Record<string, AttrValue> = layerBias ? { bias: f32(Float32Array.from(layerBias)) } : {};
+    if (!conv) return b.emit('dense', [input], { weight: f32(w, [...m.weight.shape]), ...bias }, name);
+    return b.emit('conv2d', [input], { weight: f32(w, [...m.weight.shape]), ...bias, ...geom!, ...(m.padValue ? { padValue: m.padValue } : {}) }, name);
+  }
+
+  const af = activationForm(iq, C);
+  if (!af.lo.every((l) => l === af.lo[0]) || !af.hi.every((h) => h === af.hi[0])) {
+    fail(`exportModel: ${name} (${iq.alias})`, 'the same two activation levels in every input channel', 'per-channel levels', 'The binary kernels need one level pair per layer.');
+  }
+  const ma = (af.hi[0]! + af.lo[0]!) / 2, da = (af.hi[0]! - af.lo[0]!) / 2;
+  const wf = weightForm(kq, m.weight);
+  const Co = wf.lo.length, K = m.weight.size / Co;
+  const mul = new Float64Array(Co), tmul = new Float64Array(Co), bias = new Float64Array(Co), cn = new Float64Array(Co), cs = new Float64Array(Co);
+  const pv = conv ? m.padValue : 0;
+  const padded = geom !== null && (geom.padding[0] > 0 || geom.padding[1] > 0);
+  const tb = padded && pv !== 0 && da !== 0 && Math.abs((pv - ma) / da) === 1 ? (pv - ma) / da : 0; // border as a binary level
+  for (let o = 0; o < Co; o++) {
+    const mw = (wf.hi[o]! + wf.lo[o]!) / 2, dw = (wf.hi[o]! - wf.lo[o]!) / 2;
+    let sAll = 0;
+    for (let j = 0; j < K; j++) sAll += wf.signs[o * K + j]!;
+    mul[o] = dw * da;
+    tmul[o] = mw * da;
+    bias[o] = K * mw * ma + dw * ma * sAll + (layerBias ? layerBias[o]! : 0);
+    if (padded && tb === 0) {
+      cn[o] = mw * (pv - ma);
+      cs[o] = dw * (pv - ma);
+    }
+  }
+  const t = b.emit('sign', [v], { thr: f32(af.thr) }, join(name, 'inputQuantizer'));
+  const attrs: Record<string, AttrValue> = { weight: { dtype: 'u32', shape: [Co, wordsFor(K)], data: packSigns(wf.signs, Co, K) }, mul: f32(round(mul)), bias: f32(round(bias)) };
+  if (!allZero(tmul)) attrs.tmul = f32(round(tmul));
+  if (!allZero(cn)) attrs.cn = f32(round(cn));
+  if (!allZero(cs)) attrs.cs = f32(round(cs));
+  if (!conv) return b.emit('binary_dense', [t], attrs, name);
+  return b.emit('binary_conv2d', [t], { ...attrs, kernel: [...(m as BinaryConv2d).kernelSize], ...geom!, pad: tb }, name);
+}
+
+// ---- folding ----
+
+const FOLD_INTO: ReadonlySet<string> = new Set(['conv2d', 'dense', 'binary_conv2d', 'binary_dense', 'scale_bias']);
+
+/** Fold each scale_bias into its producer when that producer's output has no other reader. */
+function foldScaleBias(b: Builder): void {
+  b.nodes.forEach((node, i) => {
+    if (node.op !== 'scale_bias' || b.dead.has(i)) return;
+    const v = node.inputs[0]!, p = b.producer(v);
+    if (!p || !FOLD_INTO.has(p.op) || b.uses(v) !== 1 || attr.tensor(p, 'thr')) return;
+    const a = attr.f32(node, 'scale')!, c = attr.f32(node, 'bias')!, C = a.length;
+    const scaled = (key: string): void => {
+      const t = attr.f32(p, key);
+      if (t) p.attrs[key] = f32(t.map((x, o) => x * a[o]!));
+    };
+    const shifted = (old: Float32Array | undefined): Float32Array => Float32Array.from({ length: C }, (_, o) => (old ? old[o]! * a[o]! : 0) + c[o]!);
+    if (p.op === 'conv2d' || p.op === 'dense') {
+      const w = attr.tensor(p, 'weight')!, per = w.data.length / C;
+      p.attrs.weight = f32((w.data as Float32Array).map((x, j) => x * a[Math.floor(j / per)]!), w.shape);
+      p.attrs.bias = f32(shifted(attr.f32(p, 'bias')));
+    } else if (p.op === 'scale_bias') {
+      p.attrs.bias = f32(shifted(attr.f32(p, 'bias')));
+      scaled('scale');
+    } else {
+      for (const key of ['mul', 'tmul', 'cn', 'cs']) scaled(key);
+      p.attrs.bias = f32(shifted(attr.f32(p, 'bias')));
+    }
+    b.dead.add(i);
+    b.replace(i + 1, v);
+  });
+}
+
+/**
+ * Fold a scale_bias whose only reader is a dense layer into that layer (x·a + b then W, bias →
+ * W·diag(a), bias + W·b): e.g. ResNet-20's head, global pool → batch norm → linear.
+ */
+function foldScaleBiasForward(b: Builder): void {
+  b.nodes.forEach((node, i) => {
+    if (node.op !== 'scale_bias' || b.dead.has(i) || b.uses(i + 1) !== 1) return;
+    const reader = b.nodes.find((n, j) => !b.dead.has(j) && n.inputs.includes(i + 1));
+    if (!reader || reader.op !== 'dense') return;
+    const a = attr.f32(node, 'scale')!, c = attr.f32(node, 'bias')!;
+    const w = attr.tensor(reader, 'weight')!, [O, I] = w.shape as [number, number], wd = w.data as Float32Array;
+    const old = attr.f32(reader, 'bias');
+    const bias = new Float32Array(O);
+    for (let o = 0; o < O; o++) {
+      let s = old ? old[o]! : 0;
+      for (let j = 0; j < I; j++) s += wd[o * I + j]! * c[j]!;
+      bias[o] = s;
+    }
+    reader.attrs.weight = f32(wd.map((x, j) => x * a[j % I]!), w.shape);
+    reader.attrs.bias = f32(bias);
+    b.dead.add(i);
+    b.replace(i + 1, node.inputs[0]!);
+  });
+}
+
+// ---- threshold fusion ----
+
+/** A half-line of one channel: dir > 0 → {y >= th}, dir < 0 → {y <= th}; th may be ±Infinity. */
+interface HalfLine { dir: 1 | -1; th: number }
+const ALL: HalfLine = { dir: 1, th: -Infinity };
+const NONE: HalfLine = { dir: 1, th: Infinity };
+const isAll = (h: HalfLine) => (h.dir > 0 ? h.th === -Infinity : h.th === Infinity);
+const isNone = (h: HalfLine) => (h.dir > 0 ? h.th === Infinity : h.th === -Infinity);
+
+/** {u : f(u) dir φ} for f(u) = u >= 0 ? p·u : q·u with p, q >= 0 (non-decreasing). */
+function preNondecreasing(dir: 1 | -1, phi: number, p: number, q: number): HalfLine {
+  if (dir > 0) {
+    if (phi > 0) return p > 0 ? { dir: 1, th: phi / p } : NONE;
+    return q > 0 ? { dir: 1, th: phi / q } : ALL;
+  }
+  if (phi >= 0) return p > 0 ? { dir: -1, th: phi / p } : ALL;
+  return q > 0 ? { dir: -1, th: phi / q } : NONE;
+}
+
+/** Preimage of half-line h (over the op's output, channel c) under one per-channel op; null when not a half-line. */
+function preimage(node: GraphNode, c: number, h: HalfLine): HalfLine | null {
+  if (isAll(h)) return ALL;
+  if (isNone(h)) return NONE;
+  const f = (k: string) => attr.f32(node, k);
+  switch (node.op) {
+    case 'scale_bias': {
+      const a = f('scale')![c]!, s = f('bias')![c]!;
+      if (a === 0) return h.dir * (s - h.th) >= 0 ? ALL : NONE;
+      return { dir: (a > 0 ? h.dir : -h.dir) as 1 | -1, th: (h.th - s) / a };
+    }
+    case 'clamp': {
+      const lo = attr.float(node, 'lo') ?? -Infinity, hi = attr.float(node, 'hi') ?? Infinity;
+      if (h.dir > 0) return h.th <= lo ? ALL : h.th > hi ? NONE : h;
+      return h.th >= hi ? ALL : h.th < lo ? NONE : h;
+    }
+    case 'channel_act': {
+      const p = f('pos')?.[c] ?? 1, q = f('neg')![c]!, b0 = f('b0')?.[c] ?? 0, b1 = f('b1')?.[c] ?? 0;
+      const phi = h.th - b1;
+      let u: HalfLine;
+      if (p >= 0 && q >= 0) u = preNondecreasing(h.dir, phi, p, q);
+      else if (p <= 0 && q <= 0) u = preNondecreasing((-h.dir) as 1 | -1, -phi, -p, -q);
+      else return null;
+      return isAll(u) || isNone(u) ? u : { dir: u.dir, th: u.th - b0 };
+    }
+    default:
+      return null;
+  }
+}
+
+const CHAIN_OPS: ReadonlySet<string> = new Set(['scale_bias', 'channel_act', 'clamp']);
+
+/** Binary op → (monotone per-channel chain) → sign, with no other readers: fused into thr/dir on the binary op. */
+function fuseThresholds(b: Builder): void {
+  b.nodes.forEach((sign, i) => {
+    if (sign.op !== 'sign' || b.dead.has(i)) return;
+    const chain: number[] = []; // node indices, from the sign backwards
+    let v = sign.inputs[0]!;
+    while (b.producer(v) && CHAIN_OPS.has(b.producer(v)!.op) && b.uses(v) === 1) {
+      chain.push(v - 1);
+      v = b.producer(v)!.inputs[0]!;
+    }
+    const p = b.producer(v);
+    if (!p || (p.op !== 'binary_conv2d' && p.op !== 'binary_dense') || attr.tensor(p, 'thr') || b.uses(v) !== 1) return;
+    const thr0 = attr.f32(sign, 'thr')!, C = thr0.length;
+    const thr = new Float32Array(C), dir = new Int8Array(C);
+    for (let c = 0; c < C; c++) {
+      let h: HalfLine | null = { dir: 1, th: thr0[c]! };
+      for (const j of chain) if (h) h = preimage(b.nodes[j]!, c, h);
+      if (!h) return;
+      if (isAll(h)) h = ALL;
+      else if (isNone(h)) h = NONE;
+      thr[c] = h.th;
+      dir[c] = h.dir;
+    }
+    p.attrs.thr = f32(thr);
+    p.attrs.dir = { dtype: 'i8', shape: [C], data: dir };
+    b.infos[v] = { kind: 'binary', shape: b.infos[v]!.shape };
+    for (const j of chain) b.dead.add(j);
+    b.dead.add(i);
+    b.replace(i + 1, v);
+  });
+}
+
+/**
+ * Build the inference graph of `model` (see the module comment). The model is put in eval mode
+ * while exporting (its previous mode is restored). Throws an OnebitError naming the module for an
+ * unknown module, a non-binary quantizer or shapes that do not fit `inputShape`.
+ */
+export function exportGraph(model: Module, opts: ExportOptions): OnebitGraph {
+  const shape = opts.inputShape;
+  if (!Array.isArray(shape) || ![1, 3].includes(shape.length) || !shape.every((d) => Number.isInteger(d) && d >= 1)) {
+    fail('exportModel inputShape', 'a per-sample shape [C, H, W] or [F] of positive integers (no batch axis)', JSON.stringify(shape));
+  }
+  const modes = model.namedModules().map(([, m]) => [m, m.training] as const);
+  model.eval();
+  try {
+    const b = new Builder(shape);
+    b.output = lower(b, model, 0, '');
+    const out = b.info(b.output);
+    if (out.shape.length !== 1 || out.kind !== 'float') fail('exportModel', 'a model ending in logits [classes]', `an output of shape ${fmtShape(out.shape)}`);
+    const classes = opts.classes ?? out.shape[0]!;
+    if (classes !== out.shape[0]) fail('exportModel classes', `${out.shape[0]} (the model's output size)`, String(classes));
+    if (opts.fold !== false) {
+      foldScaleBias(b);
+      foldScaleBiasForward(b);
+    }
+    if (opts.fuseThresholds !== false) fuseThresholds(b);
+    const { nodes, output } = b.compact();
+    return { inputShape: [...shape], classes, ...(opts.labels ? { labels: opts.labels } : {}), metadata: opts.metadata ?? {}, nodes, output };
+  } finally {
+    for (const [m, t] of modes) m.training = t;
+  }
+}
+
+/** Export `model` to the bytes of a `.onebit` file (`exportGraph` + `encodeOnebit`). */
+export function exportModel(model: Module, opts: ExportOptions): Uint8Array {
+  return encodeOnebit(exportGraph(model, opts));
+}
+
+/** Per-sample input shape and class names of a training dataset. */
+function datasetIo(dataset: string): { inputShape: number[]; labels: string[] } {
+  if (dataset === 'mnist') return { inputShape: [1, 28, 28], labels: Array.from({ length: 10 }, (_, i) => String(i)) };
+  if (dataset === 'cifar10') return { inputShape: [3, 32, 32], labels: [...CIFAR10_CLASSES] };
+  return fail('exportCheckpoint dataset', 'mnist or cifar10', JSON.stringify(dataset));
+}
+
+/**
+ * Export a training checkpoint (`*.ckpt`) to `.onebit`: the model is rebuilt from the checkpoint's
+ * config and weights (`loadTrainedModel`), the input shape and class names come from its dataset,
+ * and the metadata records the config, epoch, last test accuracy and the input normalization
+ * (`preprocess`: pixels/255, then (x − mean[c]) / std[c]) that `predict` inputs must have.
+ * Writes `out` atomically when given; returns the bytes and the graph.
+ */
+export function exportCheckpoint(file: string, out?: string): { bytes: Uint8Array; graph: OnebitGraph } {
+  const { config, model, meta } = loadTrainedModel(file);
+  const io = datasetIo(config.dataset);
+  const last = meta.history?.[meta.history.length - 1];
+  const graph = exportGraph(model, {
+    inputShape: io.inputShape,
+    labels: io.labels,
+    metadata: {
+      producer: 'onebit',
+      source: file,
+      config,
+      epoch: meta.epoch,
+      ...(last ? { testAcc: last.testAcc } : {}),
+      preprocess: { scale: 1 / 255, ...datasetNorm(config.dataset) },
+    },
+  });
+  const bytes = encodeOnebit(graph);
+  if (out) writeFileAtomic(out, bytes);
+  return { bytes, graph };
+}

@@ -1,0 +1,154 @@
+import { backend } from '../core/tensor.js';
+
+/**
+ * Float kernels of the inference engine, batched: every function takes per-sample shapes and a
+ * batch size N, reads contiguous row-major arrays and returns a new one. Channels are axis 0 of the
+ * per-sample shape ([C, H, W] or [F], where a vector's features are its channels). Convolutions,
+ * matmuls and pooling run on the backend (oneDNN with the native addon); the per-channel ops are
+ * plain loops. No autograd anywhere.
+ */
+
+/** Elements per channel of a per-sample shape ([C] → 1, [C, H, W] → H·W). */
+export const inner = (shape: readonly number[]): number => (shape.length === 1 ? 1 : shape[1]! * shape[2]!);
+
+/** y = x·scale[c] + bias[c]. */
+export function scaleBias(x: Float32Array, n: number, shape: readonly number[], scale: Float32Array, bias: Float32Array): Float32Array {
+  const C = shape[0]!, m = inner(shape), y = new Float32Array(x.length);
+  for (let b = 0, i = 0; b < n; b++) {
+    for (let c = 0; c < C; c++) {
+      const a = scale[c]!, d = bias[c]!;
+      for (const e = i + m; i < e; i++) y[i] = x[i]! * a + d;
+    }
+  }
+  return y;
+}
+
+/**
+ * u = x + b0[c]; v = u >= 0 ? pos[c]·u : neg[c]·u; y = v + b1[c] (PReLU, RPReLU, Maxout; absent
+ * b0/b1 = 0, absent pos = 1). Each step rounds to float32 as the training graph's ops do.
+ */
+export function channelAct(
+  x: Float32Array, n: number, shape: readonly number[], b0: Float32Array | undefined, pos: Float32Array | undefined, neg: Float32Array, b1: Float32Array | undefined,
+): Float32Array {
+  const C = shape[0]!, m = inner(shape), y = new Float32Array(x.length);
+  const fr = Math.fround;
+  for (let b = 0, i = 0; b < n; b++) {
+    for (let c = 0; c < C; c++) {
+      const s0 = b0 ? b0[c]! : 0, p = pos ? pos[c]! : 1, q = neg[c]!, s1 = b1 ? b1[c]! : 0;
+      for (const e = i + m; i < e; i++) {
+        const u = fr(x[i]! + s0);
+        y[i] = fr(u >= 0 ? p * u : q * u) + s1;
+      }
+    }
+  }
+  return y;
+}
+
+/** min(max(x, lo), hi). */
+export function clamp(x: Float32Array, lo: number, hi: number): Float32Array {
+  const y = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) y[i] = Math.min(Math.max(x[i]!, lo), hi);
+  return y;
+}
+
+export function add(a: Float32Array, b: Float32Array): Float32Array {
+  const y = new Float32Array(a.length);
+  for (let i = 0; i < a.length; i++) y[i] = a[i]! + b[i]!;
+  return y;
+}
+
+/** Binarization: +1 where x >= thr[c], else −1 (the engine keeps binary values as ±1 floats). */
+export function sign(x: Float32Array, n: number, shape: readonly number[], thr: Float32Array): Float32Array {
+  const C = shape[0]!, m = inner(shape), y = new Float32Array(x.length);
+  for (let b = 0, i = 0; b < n; b++) {
+    for (let c = 0; c < C; c++) {
+      const t = thr[c]!;
+      for (const e = i + m; i < e; i++) y[i] = x[i]! >= t ? 1 : -1;
+    }
+  }
+  return y;
+}
+
+/** Two-level quantization: x >= thr[c] ? hi[c] : lo[c]. */
+export function levels(x: Float32Array, n: number, shape: readonly number[], thr: Float32Array, lo: Float32Array, hi: Float32Array): Float32Array {
+  const C = shape[0]!, m = inner(shape), y = new Float32Array(x.length);
+  for (let b = 0, i = 0; b < n; b++) {
+    for (let c = 0; c < C; c++) {
+      const t = thr[c]!, l = lo[c]!, h = hi[c]!;
+      for (const e = i + m; i < e; i++) y[i] = x[i]! >= t ? h : l;
+    }
+  }
+  return y;
+}
+
+/** Option-A shortcut: x[:, ::2, ::2] with (Cout − C)/2 zero channels on each side. */
+export function shortcutA(x: Float32Array, n: number, shape: readonly number[], cout: number): Float32Array {
+  const [C, H, W] = shape as [number, number, number];
+  const Ho = Math.ceil(H / 2), Wo = Math.ceil(W / 2), pad = (cout - C) / 2;
+  const y = new Float32Array(n * cout * Ho * Wo);
+  for (let b = 0; b < n; b++) {
+    for (let c = 0; c < C; c++) {
+      const src = (b * C + c) * H * W, dst = (b * cout + c + pad) * Ho * Wo;
+      for (let i = 0; i < Ho; i++) for (let j = 0; j < Wo; j++) y[dst + i * Wo + j] = x[src + 2 * i * W + 2 * j]!;
+    }
+  }
+  return y;
+}
+
+/** [C, H, W] → [2C, H, W]: the channels twice (ReActNet-A's width-doubling shortcut). */
+export function repeatChannels(x: Float32Array, n: number, shape: readonly number[]): Float32Array {
+  const plane = shape[0]! * shape[1]! * shape[2]!, y = new Float32Array(2 * x.length);
+  for (let b = 0; b < n; b++) {
+    const src = x.subarray(b * plane, (b + 1) * plane);
+    y.set(src, 2 * b * plane);
+    y.set(src, (2 * b + 1) * plane);
+  }
+  return y;
+}
+
+/** Mean over H·W per channel: [C, H, W] → [C]. */
+export function globalAvgPool(x: Float32Array, n: number, shape: readonly number[]): Float32Array {
+  const C = shape[0]!, m = inner(shape), y = new Float32Array(n * C);
+  for (let r = 0; r < n * C; r++) {
+    let s = 0;
+    for (let i = r * m, e = i + m; i < e; i++) s += x[i]!;
+    y[r] = s / m;
+  }
+  return y;
+}
+
+/** Float convolution with bias and a constant border `padValue` (0 = zero padding). */
+export function conv2d(
+  x: Float32Array, n: number, shape: readonly number[], w: Float32Array, wShape: readonly number[], bias: Float32Array | undefined,
+  stride: [number, number], padding: [number, number], dilation: [number, number], groups: number, padValue: number,
+): Float32Array {
+  const b = backend();
+  let xs = [n, ...shape], xd = x, pad = padding;
+  if (padValue !== 0 && (padding[0] || padding[1])) {
+    xd = b.pad2d(x, xs, [padding[0], padding[0], padding[1], padding[1]], padValue);
+    xs = [n, shape[0]!, shape[1]! + 2 * padding[0], shape[2]! + 2 * padding[1]];
+    pad = [0, 0];
+  }
+  const y = b.conv2d(xd, xs, w, wShape, { stride, padding: pad, dilation, groups });
+  if (bias) {
+    const co = wShape[0]!, plane = y.length / (n * co);
+    for (let i = 0, o = 0; i < n; i++) for (let c = 0; c < co; c++) for (const e = o + plane; o < e; o++) y[o]! += bias[c]!;
+  }
+  return y;
+}
+
+/** y = x·Wᵀ + bias for x [N, I], W [O, I]. */
+export function dense(x: Float32Array, n: number, w: Float32Array, wShape: readonly number[], bias: Float32Array | undefined): Float32Array {
+  const [O, I] = wShape as [number, number];
+  const y = backend().matmul(x, w, n, I, O, false, true);
+  if (bias) for (let i = 0; i < n; i++) for (let o = 0; o < O; o++) y[i * O + o]! += bias[o]!;
+  return y;
+}
+
+export function maxPool2d(x: Float32Array, n: number, shape: readonly number[], kernel: [number, number], stride: [number, number], padding: [number, number]): Float32Array {
+  return backend().maxPool2d(x, [n, ...shape], { kernel, stride, padding }).y;
+}
+
+export function avgPool2d(x: Float32Array, n: number, shape: readonly number[], kernel: [number, number], stride: [number, number], padding: [number, number]): Float32Array {
+  return backend().avgPool2d(x, [n, ...shape], { kernel, stride, padding });
+}

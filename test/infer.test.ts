@@ -1,0 +1,321 @@
+import '../src/index.js';
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { OnebitError } from '../src/core/errors.js';
+import type { Tensor } from '../src/core/tensor.js';
+import { BinaryLinear } from '../src/nn/binary.js';
+import { Flatten } from '../src/nn/layers.js';
+import { activationForm } from '../src/deploy/forms.js';
+import { encodeOnebit } from '../src/deploy/format.js';
+import type { OnebitGraph } from '../src/infer/graph.js';
+import { manualSeed, rng } from '../src/core/rng.js';
+import { wrap } from '../src/core/tensor.js';
+import { noGrad } from '../src/autograd/tape.js';
+import { BatchNorm1d, BatchNorm2d, Conv2d, GlobalAvgPool2d, Linear, PReLU } from '../src/nn/layers.js';
+import { Module, Sequential } from '../src/nn/module.js';
+import { BinaryConv2d } from '../src/nn/binary.js';
+import { Maxout, RPReLU } from '../src/nn/react.js';
+import { methodNames, methodPreset } from '../src/models/methods.js';
+import { mnistModel } from '../src/models/mnist.js';
+import { resnet20 } from '../src/models/resnet20.js';
+import { resnet18 } from '../src/models/resnet18.js';
+import { vggSmall } from '../src/models/vgg_small.js';
+import { ReActBlock, reactnetA } from '../src/models/reactnet_a.js';
+import { exportGraph, exportModel } from '../src/deploy/export.js';
+import { loadModel, loadModelSync } from '../src/infer/engine.js';
+
+/** Uniform in [lo, hi). */
+const uni = (lo: number, hi: number): number => lo + (hi - lo) * rng().next();
+
+/**
+ * Make folding matter: random learnable quantizer/activation state, batch-norm running statistics
+ * calibrated on a random batch (so thresholds sit inside the data), then random γ (either sign), β
+ * and shifted means.
+ */
+export function randomizeForExport(model: Module, x: Float32Array, xShape: number[]): void {
+  for (const [name, p] of model.namedParameters()) {
+    const d = p.storage as Float32Array;
+    const leaf = name.split('.').slice(-2).join('.');
+    for (let i = 0; i < d.length; i++) {
+      if (leaf.endsWith('inputQuantizer.bias')) d[i] = uni(-0.3, 0.3);
+      else if (leaf.endsWith('alpha')) d[i] = uni(0.6, 1.4);
+      else if (leaf.endsWith('beta')) d[i] = uni(-0.3, 0.3);
+      else if (leaf.endsWith('tauPlus') || leaf.endsWith('tauMinus')) d[i] = uni(0.02, 0.1);
+      else if (leaf.endsWith('kernelQuantizer.s')) d[i] = uni(-0.1, 0.1);
+      else if (leaf.startsWith('move')) d[i] = uni(-0.2, 0.2);
+      else if (leaf.endsWith('prelu.weight')) d[i] = uni(0.05, 0.4);
+      else if (leaf.endsWith('posScale')) d[i] = uni(0.5, 1.5);
+      else if (leaf.endsWith('negScale')) d[i] = uni(0, 0.5);
+    }
+  }
+  const bns = model.namedModules().map(([, m]) => m).filter((m): m is BatchNorm1d | BatchNorm2d => m instanceof BatchNorm1d || m instanceof BatchNorm2d);
+  for (const bn of bns) bn.opts.momentum = 1;
+  model.train();
+  noGrad(() => model.forward(wrap(x, xShape)));
+  model.eval();
+  for (const bn of bns) {
+    bn.opts.momentum = 0.1;
+    const g = bn.weight.storage as Float32Array, b = bn.bias.storage as Float32Array, mu = bn.runningMean.storage as Float32Array, va = bn.runningVar.storage as Float32Array;
+    for (let c = 0; c < g.length; c++) {
+      g[c] = (rng().next() < 0.2 ? -1 : 1) * uni(0.5, 1.5);
+      b[c] = uni(-0.3, 0.3);
+      mu[c] = mu[c]! + uni(-0.2, 0.2) * Math.sqrt(va[c]!);
+    }
+  }
+}
+
+function randInput(n: number, shape: number[]): Float32Array {
+  const d = new Float32Array(n * shape.reduce((a, b) => a * b, 1));
+  for (let i = 0; i < d.length; i++) d[i] = rng().normal();
+  return d;
+}
+
+/**
+ * Smallest distance, over every binarization of one forward pass, between a quantizer's input
+ * and its threshold (activationForm). The exported graph computes the same values up to float32
+ * rounding (~1e-6 relative here), so a value closer than that to a threshold may binarize the
+ * other way; parity is asserted on inputs whose margin is well above the rounding error.
+ */
+function withMargin<T>(model: Module, fn: () => T): { result: T; margin: number } {
+  let margin = Infinity;
+  const restore: (() => void)[] = [];
+  for (const [, m] of model.namedModules()) {
+    if (!(m instanceof BinaryConv2d || m instanceof BinaryLinear) || !m.inputQuantizer) continue;
+    const q = m.inputQuantizer;
+    const orig = q.apply;
+    const { thr } = activationForm(q, m instanceof BinaryConv2d ? m.inChannels : m.inFeatures);
+    q.apply = (x: Tensor) => {
+      const C = x.shape[1]!, inner = x.size / (x.shape[0]! * C), xv = x.f32();
+      for (let i = 0; i < xv.length; i++) margin = Math.min(margin, Math.abs(xv[i]! - thr[Math.floor(i / inner) % C]!));
+      return orig.call(q, x);
+    };
+    restore.push(() => { q.apply = orig; });
+  }
+  try {
+    return { result: fn(), margin };
+  } finally {
+    for (const r of restore) r();
+  }
+}
+
+/**
+ * Absolute margin required between a binarization input and its threshold, ≫ the rounding
+ * difference at that point: ~1e-7 relative where each binarization reads a freshly normalized value
+ * (MLP, CNN, VGG), up to ~5e-6 absolute deep in a ResNet's residual stream (errors accumulate
+ * along it), hence 3e-5 there.
+ */
+const MARGIN_PLAIN = 3e-6, MARGIN_RESIDUAL = 3e-5;
+
+export interface Parity { maxDiff: number; scale: number; top1Same: boolean; graph: OnebitGraph }
+
+/**
+ * Training graph (eval mode) vs the exported model on n samples drawn so that no binarization is
+ * within MARGIN of its threshold (see withMargin).
+ */
+function parity(model: Module, inputShape: number[], n: number, opts: { fold?: boolean; fuseThresholds?: boolean; margin?: number } = {}): Parity {
+  const per = inputShape.reduce((a, b) => a * b, 1);
+  randomizeForExport(model, randInput(4, inputShape), [4, ...inputShape]);
+  const x = new Float32Array(n * per), ref: number[] = [];
+  for (let got = 0, tries = 0; got < n; tries++) {
+    assert.ok(tries < 40, 'no input sample without a near-tie binarization in 40 draws');
+    const s = randInput(1, inputShape);
+    const { result, margin } = withMargin(model, () => noGrad(() => model.forward(wrap(s, [1, ...inputShape]))).f32());
+    if (margin < (opts.margin ?? MARGIN_PLAIN)) continue;
+    x.set(s, got++ * per);
+    ref.push(...result);
+  }
+  const graph = exportGraph(model, { inputShape, fold: opts.fold, fuseThresholds: opts.fuseThresholds });
+  const m = loadModelSync(encodeOnebit(graph));
+  const y = m.predict(x, [n, ...inputShape]);
+  let maxDiff = 0, scale = 0;
+  for (let i = 0; i < y.length; i++) { maxDiff = Math.max(maxDiff, Math.abs(y[i]! - ref[i]!)); scale = Math.max(scale, Math.abs(ref[i]!)); }
+  const C = m.classes;
+  const top = (v: ArrayLike<number>, r: number) => { let b = 0; for (let c = 1; c < C; c++) if (v[r * C + c]! > v[r * C + b]!) b = c; return b; };
+  let top1Same = true;
+  for (let r = 0; r < n; r++) top1Same &&= top(y, r) === top(ref, r);
+  return { maxDiff, scale, top1Same, graph };
+}
+
+/**
+ * Tolerance: |Δlogit| <= TOL·max(1, max|logit|). Folding batch norm, the weight/activation levels
+ * and the border terms reorders float32 sums of up to K = 4608 products; measured differences are
+ * 1e-7–2e-6 relative (AdaBin's offset levels, with large cancelling bias terms, reach ~1e-5), so
+ * 1e-4 leaves a 5x margin while still catching any real folding error (those are O(1)).
+ */
+const TOL = 1e-4;
+
+function assertParity(r: Parity, what: string): void {
+  assert.ok(r.top1Same, `${what}: top-1 differs`);
+  assert.ok(r.maxDiff <= TOL * Math.max(1, r.scale), `${what}: max |Δlogit| ${r.maxDiff} > ${TOL} × ${r.scale}`);
+}
+
+const count = (g: OnebitGraph, op: string, pred: (n: OnebitGraph['nodes'][number]) => boolean = () => true): number =>
+  g.nodes.filter((n) => n.op === op && pred(n)).length;
+
+const BINARY_PRESETS = methodNames().filter((p) => p !== 'float');
+
+interface Arch { build: (p: string) => Module; shape: number[]; presets: string[]; n: number; margin: number; allFolded: boolean }
+
+const ARCHS: Record<string, Arch> = {
+  mlp: { build: (p) => mnistModel('mlp', methodPreset(p), { hidden: 32 }), shape: [1, 28, 28], presets: BINARY_PRESETS, n: 2, margin: MARGIN_PLAIN, allFolded: true },
+  cnn: { build: (p) => mnistModel('cnn', methodPreset(p)), shape: [1, 28, 28], presets: ['xnor', 'reactnet', 'adabin', 'sabnn'], n: 2, margin: MARGIN_PLAIN, allFolded: false },
+  resnet20: { build: (p) => resnet20(methodPreset(p)), shape: [3, 8, 8], presets: BINARY_PRESETS, n: 2, margin: MARGIN_RESIDUAL, allFolded: true },
+  // ResNet-18 is large (11 M latent weights): two presets, 8x8 inputs (stage 4 is then 1x1: every tap but the centre is border).
+  resnet18: { build: (p) => resnet18(methodPreset(p)), shape: [3, 8, 8], presets: ['reactnet', 'adabin'], n: 2, margin: MARGIN_RESIDUAL, allFolded: true },
+  // VGG-small's head fixes the input to 32x32: one sample, one preset. Pool sits between conv and BN, so BN stays a scale_bias.
+  'vgg-small': { build: (p) => vggSmall(methodPreset(p)), shape: [3, 32, 32], presets: ['adabin'], n: 1, margin: MARGIN_PLAIN, allFolded: false },
+  // ReActNet-A blocks (C → C and C → 2C with the repeated shortcut, stride 1 and 2) in a small net.
+  'reactnet-a blocks': {
+    build: (p) => new Sequential(new Conv2d(3, 8, 3, { padding: 1, bias: false }), new BatchNorm2d(8), new ReActBlock(8, 8, 1, methodPreset(p)),
+      new ReActBlock(8, 16, 2, methodPreset(p)), new GlobalAvgPool2d(), new Linear(16, 5)),
+    shape: [3, 6, 6], presets: ['reactnet', 'adabin', 'ste'], n: 2, margin: MARGIN_RESIDUAL, allFolded: true,
+  },
+};
+
+for (const [arch, a] of Object.entries(ARCHS)) {
+  test(`infer parity: ${arch} × ${a.presets.join(', ')} (random init, randomized BN and quantizer state)`, () => {
+    for (const p of a.presets) {
+      manualSeed(11);
+      const r = parity(a.build(p), a.shape, a.n, { margin: a.margin });
+      assertParity(r, `${arch}/${p}`);
+      if (a.allFolded) assert.equal(count(r.graph, 'scale_bias'), 0, `${arch}/${p}: every batch norm folded`);
+    }
+  });
+}
+
+test('infer: the full ReActNet-A (CIFAR stem) exports, loads and predicts', () => {
+  manualSeed(12);
+  const model = reactnetA(methodPreset('reactnet'), { inputSize: 32 });
+  const graph = exportGraph(model, { inputShape: [3, 32, 32] });
+  assert.equal(count(graph, 'binary_conv2d'), 26);
+  assert.equal(count(graph, 'repeat_channels'), 5);
+  assert.equal(count(graph, 'scale_bias'), 0);
+  const m = loadModelSync(encodeOnebit(graph));
+  const y = m.predict(randInput(1, [3, 32, 32]));
+  assert.equal(y.length, 10);
+  assert.ok(y.every(Number.isFinite));
+});
+
+test('infer: threshold fusion keeps activations binary between binary layers (MLP)', () => {
+  for (const p of ['ste', 'reactnet', 'adabin']) {
+    manualSeed(3);
+    const r = parity(mnistModel('mlp', methodPreset(p), { hidden: 32 }), [1, 28, 28], 2);
+    assertParity(r, `mlp/${p}`);
+    // Linear → BN → (act) → sign stays; BinaryLinear → BN → (act) → sign becomes one thresholded binary_dense.
+    assert.equal(count(r.graph, 'sign'), 1, `${p}: one explicit binarization`);
+    assert.equal(count(r.graph, 'binary_dense', (n) => n.attrs.thr !== undefined), 1, `${p}: one fused binary_dense`);
+    // The activations after the float Linear and before the float head remain; the one between the binary layers is fused.
+    assert.equal(count(r.graph, 'channel_act'), p === 'ste' ? 0 : 2, `${p}: the activation between binary layers is fused`);
+  }
+  // Without fusion (and folding) the graph is longer but computes the same.
+  manualSeed(3);
+  const r = parity(mnistModel('mlp', methodPreset('reactnet'), { hidden: 32 }), [1, 28, 28], 2, { fold: false, fuseThresholds: false });
+  assertParity(r, 'mlp/reactnet unfused');
+  assert.equal(count(r.graph, 'sign'), 2);
+});
+
+test('infer: a non-monotone activation (negative PReLU slope) is not fused, and stays exact', () => {
+  manualSeed(5);
+  const model = mnistModel('mlp', methodPreset('reactnet'), { hidden: 32 });
+  randomizeForExport(model, randInput(4, [1, 28, 28]), [4, 1, 28, 28]);
+  const rp = model.namedModules().map(([, m]) => m).filter((m): m is RPReLU => m instanceof RPReLU);
+  (rp[1]!.prelu.weight.storage as Float32Array)[0] = -0.5;
+  const x = randInput(2, [1, 28, 28]);
+  const ref = noGrad(() => model.forward(wrap(x, [2, 1, 28, 28]))).f32();
+  const graph = exportGraph(model, { inputShape: [1, 28, 28] });
+  assert.equal(count(graph, 'sign'), 2, 'the chain with a negative slope keeps its sign node');
+  const y = loadModelSync(encodeOnebit(graph)).predict(x, [2, 1, 28, 28]);
+  for (let i = 0; i < y.length; i++) assert.ok(Math.abs(y[i]! - ref[i]!) <= TOL * 4, `logit ${i}`);
+});
+
+/** Conv stem → BN → binary conv (given padding) → BN → act → binary conv → BN → pool → linear. */
+function padNet(preset: string, padValue: -1 | 0 | 1): Module {
+  const p = methodPreset(preset);
+  const q = { inputQuantizer: p.inputQuantizer, kernelQuantizer: p.kernelQuantizer, padding: 1, padValue };
+  return new Sequential(
+    new Conv2d(2, 6, 3, { padding: 1 }), new BatchNorm2d(6),
+    new BinaryConv2d(6, 8, 3, { ...q, stride: 2 }), new BatchNorm2d(8), new RPReLU(8),
+    new BinaryConv2d(8, 8, 3, q), new BatchNorm2d(8), new Maxout(8),
+    new GlobalAvgPool2d(), new Linear(8, 5),
+  );
+}
+
+test('infer: zero padding vs ±1 padding of binary convs (border handled exactly)', () => {
+  for (const preset of ['ste', 'reactnet', 'adabin', 'sabnn']) {
+    for (const pv of [0, -1, 1] as const) {
+      manualSeed(9);
+      const r = parity(padNet(preset, pv), [2, 5, 5], 3);
+      assertParity(r, `${preset} padValue ${pv}`);
+      const convs = r.graph.nodes.filter((n) => n.op === 'binary_conv2d');
+      const symmetric = preset !== 'adabin'; // ±1 activations: the border is a binary level (or 0)
+      for (const c of convs) {
+        if (symmetric) {
+          assert.equal(c.attrs.pad, pv, `${preset}/${pv}: the kernel pads with ${pv} directly`);
+          assert.ok(!c.attrs.cn && !c.attrs.cs, `${preset}/${pv}: no border correction`);
+        } else {
+          assert.equal(c.attrs.pad, 0);
+          assert.ok(c.attrs.cs, `${preset}/${pv}: offset levels need the border correction`);
+        }
+      }
+    }
+  }
+});
+
+test('infer: loadModel from a path or bytes; predict/classify shapes and input errors', async () => {
+  manualSeed(2);
+  const model = mnistModel('mlp', methodPreset('xnor'), { hidden: 16 });
+  model.eval();
+  const bytes = exportModel(model, { inputShape: [1, 28, 28], labels: [...'0123456789'], metadata: { note: 'test' } });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onebit-infer-'));
+  const file = path.join(dir, 'm.onebit');
+  fs.writeFileSync(file, bytes);
+  const m = await loadModel(file);
+  const m2 = await loadModel(bytes);
+  assert.deepEqual(m.inputShape, [1, 28, 28]);
+  assert.equal(m.classes, 10);
+  assert.deepEqual(m.metadata, { note: 'test' });
+  assert.equal(m.labels?.[3], '3');
+  const x = randInput(3, [1, 28, 28]);
+  const y = m.predict(x, [3, 1, 28, 28]);
+  assert.equal(y.length, 30);
+  assert.deepEqual([...m2.predict(x)], [...y], 'N inferred from the length');
+  const top = m.classify(x);
+  assert.equal(top.length, 3);
+  assert.throws(() => m.predict(x, [3, 28, 28]), /predict: expected an input shape \[N, 1, 28, 28\], but got \[3,28,28\]/);
+  assert.throws(() => m.predict(x.subarray(1)), /predict: expected a multiple of 784 values/);
+  assert.throws(() => m.predict([1, 2] as unknown as Float32Array), /predict: expected input as a Float32Array, but got Array/);
+  await assert.rejects(loadModel(path.join(dir, 'missing.onebit')), (e: Error) => e instanceof OnebitError && /ENOENT/.test(e.message));
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('export: unknown modules and non-binary quantizers fail with one clear error', () => {
+  class Custom extends Module {
+    forward(x: Tensor): Tensor { return x; }
+  }
+  const model = new Sequential(new Flatten(), new Linear(4, 3), new Custom());
+  assert.throws(() => exportModel(model, { inputShape: [4] }), (e: Error) => e instanceof OnebitError && /Custom at "2"/.test(e.message));
+  const tern = new Sequential(new BinaryLinear(4, 3, { inputQuantizer: 'ste_tern', kernelQuantizer: 'ste_sign' }));
+  assert.throws(() => exportModel(tern, { inputShape: [4] }), /ste_tern \(2 bits\)/);
+  const dq = new Sequential(new BinaryLinear(4, 3, { inputQuantizer: 'ste_sign', kernelQuantizer: 'dorefa' }));
+  assert.throws(() => exportModel(dq, { inputShape: [4] }), /dorefa/);
+  const float = mnistModel('mlp', methodPreset('float'), { hidden: 8 });
+  assert.throws(() => exportModel(float, { inputShape: [1, 28, 28] }), /exportModel: 4 \(BinaryLinear.*identity \(32 bits\)/);
+  assert.throws(() => exportModel(new Sequential(new Linear(4, 3)), { inputShape: [5] }), /dense "0" weight: expected shape \[O, 5\], but got \[3,4\]/);
+  assert.throws(() => exportModel(new Sequential(new Linear(4, 3)), { inputShape: [4], classes: 10 }), /classes: expected 3/);
+});
+
+test('export: layers with one real side (null quantizer) run as float ops', () => {
+  manualSeed(4);
+  const model = new Sequential(
+    new BinaryConv2d(2, 4, 3, { inputQuantizer: null, kernelQuantizer: 'xnor_sign', padding: 1, padValue: -1 }), new BatchNorm2d(4),
+    new BinaryConv2d(4, 4, 3, { inputQuantizer: 'ste_sign', kernelQuantizer: null, padding: 1, padValue: 1 }), new PReLU(),
+    new GlobalAvgPool2d(), new BatchNorm1d(4), new Linear(4, 3),
+  );
+  const r = parity(model, [2, 4, 4], 2);
+  assertParity(r, 'one-sided binary layers');
+  assert.equal(count(r.graph, 'levels'), 1);
+  assert.equal(count(r.graph, 'conv2d'), 2);
+});
