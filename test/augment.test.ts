@@ -215,7 +215,7 @@ test('PrefetchLoader: a script that finishes, breaks or abandons an epoch exits 
 import { PrefetchLoader } from ${JSON.stringify(mod)};
 const count = 40, per = 3 * 8 * 8;
 const ds = { name: 's', images: new Uint8Array(count * per).map((_, i) => i & 255), labels: new Uint8Array(count), count, shape: [3, 8, 8], numClasses: 10 };
-const p = new PrefetchLoader(ds, { batchSize: 8, shuffle: true, augment: { pad: 2, flip: true } });
+const p = new PrefetchLoader(ds, { batchSize: 8, shuffle: true, augment: { pad: 2, flip: true }, stallTimeoutMs: 5000 });
 let n = 0;
 for (const _ of p.batches()) n++;           // finished
 for (const _ of p.batches()) { n++; break; } // broken off

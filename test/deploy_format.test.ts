@@ -149,7 +149,8 @@ test('format: graph rejections name the node, attribute or limit', () => {
   rejects(withJson((j) => { j.nodes = []; }), /nodes: expected an array of 1 to 65536 nodes/);
   // Binary ops: packed rows, tail bits, thresholds.
   const bc = (j: any) => j.nodes.findIndex((n: any) => n.op === 'binary_conv2d');
-  rejects(withJson((j) => { j.nodes[bc(j)].attrs.pad = 2; }), /attribute "pad": expected an integer in \[-1, 1\], but got 2/);
+  rejects(withJson((j) => { j.nodes[bc(j)].attrs.pad = 1e30; }), /attribute "pad": expected a number in \[-16777216, 16777216\], but got 1e\+30/);
+  rejects(withJson((j) => { j.nodes[bc(j)].attrs.pad = 'x'; }), /attribute "pad": expected a number or a short list of numbers, but got "x"/);
   rejects(withJson((j) => { delete j.nodes[bc(j)].attrs.mul; }), /expected attribute "mul", but got none/);
   rejects(withJson((j) => { j.nodes[bc(j)].attrs.kernel = [5, 5]; }), /binary_conv2d.*weight: expected shape \[Cout, 2\] \(50 bits per row\)/);
   const w = (j: any) => j.tensors[j.nodes[bc(j)].attrs.weight.tensor];

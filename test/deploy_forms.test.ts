@@ -27,7 +27,8 @@ function randn(shape: number[], scale = 1): Tensor {
   return wrap(d, shape);
 }
 
-for (const method of methodNames()) {
+// Every 1-bit preset ('float' keeps both sides real: identity quantizers, rejected below).
+for (const method of methodNames().filter((m) => m !== 'float')) {
   test(`forms: ${method} — activationForm and weightForm equal the quantizers' eval forward`, () => {
     manualSeed(7);
     const preset = methodPreset(method);
@@ -90,6 +91,9 @@ test('forms: rsign threshold is −b exactly, sign(0) = +1 at the threshold', ()
 });
 
 test('forms: non-binary, unknown and diverged quantizers fail with one OnebitError naming them', () => {
+  const id = createQuantizer('identity', { role: 'input', channels: 2 });
+  assert.throws(() => activationForm(id, 2), /activationForm: expected a 1-bit input quantizer, but got identity \(32 bits\)/);
+  assert.throws(() => weightForm(createQuantizer('identity', { role: 'kernel', channels: 2 }), randn([2, 3])), /identity \(32 bits\)/);
   const tern = createQuantizer('ste_tern', { role: 'input', channels: 2 });
   assert.throws(() => activationForm(tern, 2), (e: Error) => e instanceof OnebitError && /ste_tern \(2 bits\)/.test(e.message));
   const dq = createQuantizer({ alias: 'dorefa' }, { role: 'kernel', channels: 2 });

@@ -17,6 +17,7 @@ import { methodNames } from '../models/methods.js';
 import { CHOICES, DEFAULT_CONFIG } from '../train/config.js';
 import { explicitOptions, runEval, runSummary, runTrain } from './commands.js';
 import { runExperimentCommand } from '../experiment/command.js';
+import { runBench, runExport, runPredict } from './deploy.js';
 
 function int(name: string) {
   return (v: string): number => {
@@ -122,6 +123,32 @@ program
   .option('--layer-plot <list>', 'methods that get a per-layer flip-rate plot, or "all" (default: the first method)')
   .option('--report-only', 'only re-render the report from the run folders in --out', false)
   .action((trainFlags: string[], opts) => runExperimentCommand(opts, trainFlags));
+
+program
+  .command('export')
+  .description('Convert a training checkpoint to a deployable model: .onebit (bit-packed, folded, for `onebit predict` and loadModel), ONNX (float-emulated binary ops, for ONNX Runtime) or safetensors (latent weights).')
+  .argument('<checkpoint>', 'checkpoint file, or a run folder (its best.ckpt)')
+  .option('-o, --output <file>', 'output file (default: next to the checkpoint, with the format\'s extension)')
+  .addOption(new Option('--format <name>', 'output format').choices(['onebit', 'onnx', 'safetensors']).default('onebit'))
+  .action((ckpt, opts) => runExport(ckpt, opts));
+
+program
+  .command('predict')
+  .description('Classify PNG images with a .onebit model: top-k classes with probabilities.')
+  .argument('<model>', '.onebit file')
+  .argument('<images...>', 'PNG files (resized to the model input; RGB/gray converted as needed)')
+  .option('--top <k>', 'classes to show per image', int('--top'), 3)
+  .option('--invert', 'invert intensities first (dark digit on white → MNIST\'s white on black)', false)
+  .option('--json', 'print JSON', false)
+  .action((model, images, opts) => runPredict(model, images, opts));
+
+program
+  .command('bench')
+  .description('Latency of a .onebit model: median ms at batch 1 and --batch, with 1 and 2 threads.')
+  .argument('<model>', '.onebit file')
+  .option('--batch <n>', 'the larger batch size', int('--batch'), 64)
+  .option('--iters <n>', 'timed calls at batch 1 (fewer for larger batches)', int('--iters'), 50)
+  .action((model, opts) => runBench(model, opts));
 
 try {
   await program.parseAsync(process.argv);

@@ -14,7 +14,8 @@ import { ReActBlock, ReActNetA } from '../models/reactnet_a.js';
 import { CIFAR10_CLASSES } from '../data/cifar.js';
 import { datasetNorm, loadTrainedModel } from '../train/trainer.js';
 import { writeFileAtomic } from '../train/checkpoint.js';
-import { attr, inferNode, wordsFor, type AttrValue, type GraphNode, type GraphTensor, type OnebitGraph, type OpName, type ValueInfo } from '../infer/graph.js';
+import { wordsFor, type AttrValue, type GraphTensor, type OnebitGraph } from '../infer/graph.js';
+import { Builder, foldScaleBias, foldScaleBiasForward, fuseThresholds } from '../infer/passes.js';
 import { activationForm, weightForm } from './forms.js';
 import { encodeOnebit } from './format.js';
 
@@ -28,12 +29,13 @@ import { encodeOnebit } from './format.js';
  *    {ma − da, ma + da} and per-channel weight levels {mw − dw, mw + dw} (forms.ts), the layer is
  *      y = dw·da·D + mw·da·T + K·mw·ma + dw·ma·S_all                       (inside the image)
  *    with D the ±1 dot product, T the sum of the ±1 inputs under the window, K the taps and S_all
- *    the sum of the channel's weight signs. Padding is exact: with padValue pv, each tap outside
- *    the image adds (pv − ma)·(mw + dw·s) on top of the zero-padded form — the `cn`/`cs` border
- *    terms — unless the border is itself a binary level ((pv − ma)/da = ±1, e.g. ±1 padding of ±1
- *    activations), which the kernel handles directly (`pad`). Zero padding of ±1 activations
- *    (ma = 0) needs no extra term at all: the kernel's zero border is exact.
- * 2. Folding: a per-channel scale/bias (batch norm, LearnableBias) whose input has no other reader
+ *    the sum of the channel's weight signs. Padding is exact: a border tap of the training layer
+ *    holds padValue pv, which is the value (pv − ma)/da in ±1 space; the op's `pad` attribute is
+ *    that value, and D and T read it at border taps. It is 0 for zero padding of ±1 activations
+ *    and ±1 for ±1 padding of them (the kernel handles both directly, no correction); for offset
+ *    levels (AdaBin) it is another number and the engine adds pad·Σ(border weight signs) — the
+ *    border correction.
+ * 2. Folding (the rewrites are in src/infer/passes.ts): a per-channel scale/bias (batch norm, LearnableBias) whose input has no other reader
  *    is folded into the conv / dense / binary op before it, or else into a dense layer that is its
  *    only reader.
  * 3. Threshold fusion (Larq Compute Engine's design): where a binary op's output only feeds, through
@@ -65,61 +67,6 @@ const f32 = (data: Float32Array, shape?: number[]): GraphTensor => ({ dtype: 'f3
 const copy = (t: Tensor): Float32Array => Float32Array.from(t.f32());
 const allZero = (a: Float64Array): boolean => a.every((v) => v === 0);
 const round = (a: Float64Array): Float32Array => Float32Array.from(a);
-
-/** Graph under construction: nodes, value infos, dead marks (for the folding passes). */
-class Builder {
-  readonly nodes: GraphNode[] = [];
-  readonly infos: ValueInfo[];
-  readonly dead = new Set<number>();
-  output = 0;
-
-  constructor(inputShape: number[]) {
-    this.infos = [{ kind: 'float', shape: [...inputShape] }];
-  }
-
-  emit(op: OpName, inputs: number[], attrs: Record<string, AttrValue>, name: string): number {
-    const node: GraphNode = { op, inputs, attrs, name };
-    this.infos.push(inferNode(node, inputs.map((v) => this.infos[v]!), `exportModel: ${op} "${name}"`));
-    this.nodes.push(node);
-    return this.nodes.length;
-  }
-
-  info(v: number): ValueInfo {
-    return this.infos[v]!;
-  }
-
-  /** The node that produces value v (null for the input). */
-  producer(v: number): GraphNode | null {
-    return v > 0 ? this.nodes[v - 1]! : null;
-  }
-
-  /** Live readers of value v (the graph output counts as one). */
-  uses(v: number): number {
-    let n = v === this.output ? 1 : 0;
-    this.nodes.forEach((node, i) => { if (!this.dead.has(i)) for (const u of node.inputs) if (u === v) n++; });
-    return n;
-  }
-
-  /** Make every reader of `from` read `to` instead. */
-  replace(from: number, to: number): void {
-    for (const node of this.nodes) node.inputs = node.inputs.map((u) => (u === from ? to : u));
-    if (this.output === from) this.output = to;
-  }
-
-  /** The graph without dead or unreachable nodes, values renumbered. */
-  compact(): { nodes: GraphNode[]; output: number } {
-    const need = new Set<number>([this.output]);
-    for (let i = this.nodes.length - 1; i >= 0; i--) if (need.has(i + 1) && !this.dead.has(i)) for (const u of this.nodes[i]!.inputs) need.add(u);
-    const map = new Map<number, number>([[0, 0]]);
-    const nodes: GraphNode[] = [];
-    this.nodes.forEach((n, i) => {
-      if (this.dead.has(i) || !need.has(i + 1)) return;
-      nodes.push({ ...n, inputs: n.inputs.map((u) => map.get(u)!) });
-      map.set(i + 1, nodes.length);
-    });
-    return { nodes, output: map.get(this.output)! };
-  }
-}
 
 /** A per-channel vector of C values from a [C] or shared [1] parameter. */
 function channels(p: Float32Array, C: number, what: string): Float32Array {
@@ -279,12 +226,10 @@ function lowerBinary(b: Builder, m: BinaryConv2d | BinaryLinear, v: number, name
     fail(`exportModel: ${name} (${iq.alias})`, 'the same two activation levels in every input channel', 'per-channel levels', 'The binary kernels need one level pair per layer.');
   }
   const ma = (af.hi[0]! + af.lo[0]!) / 2, da = (af.hi[0]! - af.lo[0]!) / 2;
+  if (!(da > 0) && !(da < 0)) fail(`exportModel: ${name} (${iq.alias})`, 'two distinct activation levels', `${af.lo[0]} and ${af.hi[0]}`);
   const wf = weightForm(kq, m.weight);
   const Co = wf.lo.length, K = m.weight.size / Co;
-  const mul = new Float64Array(Co), tmul = new Float64Array(Co), bias = new Float64Array(Co), cn = new Float64Array(Co), cs = new Float64Array(Co);
-  const pv = conv ? m.padValue : 0;
-  const padded = geom !== null && (geom.padding[0] > 0 || geom.padding[1] > 0);
-  const tb = padded && pv !== 0 && da !== 0 && Math.abs((pv - ma) / da) === 1 ? (pv - ma) / da : 0; // border as a binary level
+  const mul = new Float64Array(Co), tmul = new Float64Array(Co), bias = new Float64Array(Co);
   for (let o = 0; o < Co; o++) {
     const mw = (wf.hi[o]! + wf.lo[o]!) / 2, dw = (wf.hi[o]! - wf.lo[o]!) / 2;
     let sAll = 0;
@@ -292,158 +237,15 @@ function lowerBinary(b: Builder, m: BinaryConv2d | BinaryLinear, v: number, name
     mul[o] = dw * da;
     tmul[o] = mw * da;
     bias[o] = K * mw * ma + dw * ma * sAll + (layerBias ? layerBias[o]! : 0);
-    if (padded && tb === 0) {
-      cn[o] = mw * (pv - ma);
-      cs[o] = dw * (pv - ma);
-    }
   }
   const t = b.emit('sign', [v], { thr: f32(af.thr) }, join(name, 'inputQuantizer'));
   const attrs: Record<string, AttrValue> = { weight: { dtype: 'u32', shape: [Co, wordsFor(K)], data: packSigns(wf.signs, Co, K) }, mul: f32(round(mul)), bias: f32(round(bias)) };
   if (!allZero(tmul)) attrs.tmul = f32(round(tmul));
-  if (!allZero(cn)) attrs.cn = f32(round(cn));
-  if (!allZero(cs)) attrs.cs = f32(round(cs));
   if (!conv) return b.emit('binary_dense', [t], attrs, name);
-  return b.emit('binary_conv2d', [t], { ...attrs, kernel: [...(m as BinaryConv2d).kernelSize], ...geom!, pad: tb }, name);
-}
-
-// ---- folding ----
-
-const FOLD_INTO: ReadonlySet<string> = new Set(['conv2d', 'dense', 'binary_conv2d', 'binary_dense', 'scale_bias']);
-
-/** Fold each scale_bias into its producer when that producer's output has no other reader. */
-function foldScaleBias(b: Builder): void {
-  b.nodes.forEach((node, i) => {
-    if (node.op !== 'scale_bias' || b.dead.has(i)) return;
-    const v = node.inputs[0]!, p = b.producer(v);
-    if (!p || !FOLD_INTO.has(p.op) || b.uses(v) !== 1 || attr.tensor(p, 'thr')) return;
-    const a = attr.f32(node, 'scale')!, c = attr.f32(node, 'bias')!, C = a.length;
-    const scaled = (key: string): void => {
-      const t = attr.f32(p, key);
-      if (t) p.attrs[key] = f32(t.map((x, o) => x * a[o]!));
-    };
-    const shifted = (old: Float32Array | undefined): Float32Array => Float32Array.from({ length: C }, (_, o) => (old ? old[o]! * a[o]! : 0) + c[o]!);
-    if (p.op === 'conv2d' || p.op === 'dense') {
-      const w = attr.tensor(p, 'weight')!, per = w.data.length / C;
-      p.attrs.weight = f32((w.data as Float32Array).map((x, j) => x * a[Math.floor(j / per)]!), w.shape);
-      p.attrs.bias = f32(shifted(attr.f32(p, 'bias')));
-    } else if (p.op === 'scale_bias') {
-      p.attrs.bias = f32(shifted(attr.f32(p, 'bias')));
-      scaled('scale');
-    } else {
-      for (const key of ['mul', 'tmul', 'cn', 'cs']) scaled(key);
-      p.attrs.bias = f32(shifted(attr.f32(p, 'bias')));
-    }
-    b.dead.add(i);
-    b.replace(i + 1, v);
-  });
-}
-
-/**
- * Fold a scale_bias whose only reader is a dense layer into that layer (x·a + b then W, bias →
- * W·diag(a), bias + W·b): e.g. ResNet-20's head, global pool → batch norm → linear.
- */
-function foldScaleBiasForward(b: Builder): void {
-  b.nodes.forEach((node, i) => {
-    if (node.op !== 'scale_bias' || b.dead.has(i) || b.uses(i + 1) !== 1) return;
-    const reader = b.nodes.find((n, j) => !b.dead.has(j) && n.inputs.includes(i + 1));
-    if (!reader || reader.op !== 'dense') return;
-    const a = attr.f32(node, 'scale')!, c = attr.f32(node, 'bias')!;
-    const w = attr.tensor(reader, 'weight')!, [O, I] = w.shape as [number, number], wd = w.data as Float32Array;
-    const old = attr.f32(reader, 'bias');
-    const bias = new Float32Array(O);
-    for (let o = 0; o < O; o++) {
-      let s = old ? old[o]! : 0;
-      for (let j = 0; j < I; j++) s += wd[o * I + j]! * c[j]!;
-      bias[o] = s;
-    }
-    reader.attrs.weight = f32(wd.map((x, j) => x * a[j % I]!), w.shape);
-    reader.attrs.bias = f32(bias);
-    b.dead.add(i);
-    b.replace(i + 1, node.inputs[0]!);
-  });
-}
-
-// ---- threshold fusion ----
-
-/** A half-line of one channel: dir > 0 → {y >= th}, dir < 0 → {y <= th}; th may be ±Infinity. */
-interface HalfLine { dir: 1 | -1; th: number }
-const ALL: HalfLine = { dir: 1, th: -Infinity };
-const NONE: HalfLine = { dir: 1, th: Infinity };
-const isAll = (h: HalfLine) => (h.dir > 0 ? h.th === -Infinity : h.th === Infinity);
-const isNone = (h: HalfLine) => (h.dir > 0 ? h.th === Infinity : h.th === -Infinity);
-
-/** {u : f(u) dir φ} for f(u) = u >= 0 ? p·u : q·u with p, q >= 0 (non-decreasing). */
-function preNondecreasing(dir: 1 | -1, phi: number, p: number, q: number): HalfLine {
-  if (dir > 0) {
-    if (phi > 0) return p > 0 ? { dir: 1, th: phi / p } : NONE;
-    return q > 0 ? { dir: 1, th: phi / q } : ALL;
-  }
-  if (phi >= 0) return p > 0 ? { dir: -1, th: phi / p } : ALL;
-  return q > 0 ? { dir: -1, th: phi / q } : NONE;
-}
-
-/** Preimage of half-line h (over the op's output, channel c) under one per-channel op; null when not a half-line. */
-function preimage(node: GraphNode, c: number, h: HalfLine): HalfLine | null {
-  if (isAll(h)) return ALL;
-  if (isNone(h)) return NONE;
-  const f = (k: string) => attr.f32(node, k);
-  switch (node.op) {
-    case 'scale_bias': {
-      const a = f('scale')![c]!, s = f('bias')![c]!;
-      if (a === 0) return h.dir * (s - h.th) >= 0 ? ALL : NONE;
-      return { dir: (a > 0 ? h.dir : -h.dir) as 1 | -1, th: (h.th - s) / a };
-    }
-    case 'clamp': {
-      const lo = attr.float(node, 'lo') ?? -Infinity, hi = attr.float(node, 'hi') ?? Infinity;
-      if (h.dir > 0) return h.th <= lo ? ALL : h.th > hi ? NONE : h;
-      return h.th >= hi ? ALL : h.th < lo ? NONE : h;
-    }
-    case 'channel_act': {
-      const p = f('pos')?.[c] ?? 1, q = f('neg')![c]!, b0 = f('b0')?.[c] ?? 0, b1 = f('b1')?.[c] ?? 0;
-      const phi = h.th - b1;
-      let u: HalfLine;
-      if (p >= 0 && q >= 0) u = preNondecreasing(h.dir, phi, p, q);
-      else if (p <= 0 && q <= 0) u = preNondecreasing((-h.dir) as 1 | -1, -phi, -p, -q);
-      else return null;
-      return isAll(u) || isNone(u) ? u : { dir: u.dir, th: u.th - b0 };
-    }
-    default:
-      return null;
-  }
-}
-
-const CHAIN_OPS: ReadonlySet<string> = new Set(['scale_bias', 'channel_act', 'clamp']);
-
-/** Binary op → (monotone per-channel chain) → sign, with no other readers: fused into thr/dir on the binary op. */
-function fuseThresholds(b: Builder): void {
-  b.nodes.forEach((sign, i) => {
-    if (sign.op !== 'sign' || b.dead.has(i)) return;
-    const chain: number[] = []; // node indices, from the sign backwards
-    let v = sign.inputs[0]!;
-    while (b.producer(v) && CHAIN_OPS.has(b.producer(v)!.op) && b.uses(v) === 1) {
-      chain.push(v - 1);
-      v = b.producer(v)!.inputs[0]!;
-    }
-    const p = b.producer(v);
-    if (!p || (p.op !== 'binary_conv2d' && p.op !== 'binary_dense') || attr.tensor(p, 'thr') || b.uses(v) !== 1) return;
-    const thr0 = attr.f32(sign, 'thr')!, C = thr0.length;
-    const thr = new Float32Array(C), dir = new Int8Array(C);
-    for (let c = 0; c < C; c++) {
-      let h: HalfLine | null = { dir: 1, th: thr0[c]! };
-      for (const j of chain) if (h) h = preimage(b.nodes[j]!, c, h);
-      if (!h) return;
-      if (isAll(h)) h = ALL;
-      else if (isNone(h)) h = NONE;
-      thr[c] = h.th;
-      dir[c] = h.dir;
-    }
-    p.attrs.thr = f32(thr);
-    p.attrs.dir = { dtype: 'i8', shape: [C], data: dir };
-    b.infos[v] = { kind: 'binary', shape: b.infos[v]!.shape };
-    for (const j of chain) b.dead.add(j);
-    b.dead.add(i);
-    b.replace(i + 1, v);
-  });
+  // The training border value padValue, in ±1 space: (pv − ma)/da (pv itself for ±1 activations; 0 for zero padding of them).
+  const padded = geom!.padding[0] > 0 || geom!.padding[1] > 0;
+  const pad = padded ? ((m as BinaryConv2d).padValue - ma) / da + 0 : 0; // + 0: no −0 in the file
+  return b.emit('binary_conv2d', [t], { ...attrs, kernel: [...(m as BinaryConv2d).kernelSize], ...geom!, pad }, name);
 }
 
 /**

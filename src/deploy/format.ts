@@ -230,7 +230,7 @@ function parseGraph(j: unknown, blob: Uint8Array, source: string): OnebitGraph {
         if (!isObj(v) || Object.keys(v).length !== 1 || !isUint(v.tensor) || v.tensor >= tensors.length) return bad(`${what} (${n.op}) attribute ${JSON.stringify(k)}`, `{ "tensor": index < ${tensors.length} }`, v);
         attrs[k] = tensors[v.tensor as number]!;
       } else {
-        if (!(typeof v === 'number' || (Array.isArray(v) && v.length <= 4 && v.every((d) => typeof d === 'number')))) return bad(`${what} (${n.op}) attribute ${JSON.stringify(k)}`, 'a number or a short list of numbers', v);
+        if (!(typeof v === 'number' || (Array.isArray(v) && v.length <= 4 && v.every((d) => typeof d === 'number')))) return bad(`${what} (${n.op}) attribute ${JSON.stringify(k)}`, 'a number or a short list of numbers', JSON.stringify(v)?.slice(0, 80) ?? 'none');
         attrs[k] = v as number | number[];
       }
     }

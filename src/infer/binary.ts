@@ -19,17 +19,18 @@ export interface BinaryConvGeom {
   Cout: number; kh: number; kw: number;
   stride: [number, number]; padding: [number, number]; dilation: [number, number];
   groups: number;
-  /** What a tap outside the image reads, in ±1 space: 0 (nothing), +1 or −1. */
+  /**
+   * What a tap outside the image reads, in ±1 space: 0 (nothing), ±1 (a binary border), or any other
+   * value (the border of offset levels: (padValue − ma)/da, see docs/onebit-format.md).
+   */
   pad: number;
 }
 
-/** Per-output-channel transform y = mul·D + tmul·T + bias (+ border terms), then optional threshold. */
+/** Per-output-channel transform y = mul·D + tmul·T + bias, then optional threshold. */
 export interface OutputTransform {
   mul: Float32Array;
   bias: Float32Array;
   tmul?: Float32Array;
-  cn?: Float32Array;
-  cs?: Float32Array;
   thr?: Float32Array;
   dir?: Int8Array;
 }
@@ -48,11 +49,11 @@ export function unpackSigns(bits: Uint32Array, rows: number, k: number): Float32
   return out;
 }
 
-/** The default conv kernel: the backend's binaryConv2d on weights unpacked once at load. */
-function backendConvKernel(g: BinaryConvGeom, w: Float32Array): ConvKernel {
+/** The default conv kernel: the backend's binaryConv2d (border `pad` ∈ {−1, 0, 1}) on weights unpacked once at load. */
+function backendConvKernel(g: BinaryConvGeom, w: Float32Array, pad: number): ConvKernel {
   const wShape = [g.Cout, g.C / g.groups, g.kh, g.kw];
   const p = { stride: g.stride, padding: g.padding, dilation: g.dilation, groups: g.groups };
-  return { run: (t, n) => backend().binaryConv2d(t, [n, g.C, g.H, g.W], w, wShape, p, g.pad) };
+  return { run: (t, n) => backend().binaryConv2d(t, [n, g.C, g.H, g.W], w, wShape, p, pad) };
 }
 
 /** A prepared binary conv: `run(t, n)` returns float outputs, or ±1 outputs when thresholds are set. */
@@ -61,11 +62,10 @@ export interface BinaryConvPlan {
 }
 
 /**
- * Prepare a binary convolution: unpack the weights for the kernel and, when the layer has border
- * terms (cn, cs), build the dense per-(channel, pixel) bias map
- *   B[o, p] = bias[o] + cn[o]·npad(p) + cs[o]·Sout(o, p)
- * with npad(p) = Cg × (taps of pixel p outside the image) and Sout(o, p) = Σ of the weight signs
- * of channel o on those taps.
+ * Prepare a binary convolution: unpack the weights for the kernel. A border value the kernel
+ * takes directly (−1, 0, +1) costs nothing more; any other `pad` runs the kernel with a zero
+ * border and adds mul[o]·pad·Sout(o, p) through a dense per-(channel, pixel) bias map, where
+ * Sout(o, p) is the sum of channel o's weight signs on the taps of pixel p outside the image.
  */
 export function planBinaryConv2d(g: BinaryConvGeom, bits: Uint32Array, tf: OutputTransform): BinaryConvPlan {
   const Cg = g.C / g.groups, K = Cg * g.kh * g.kw, taps = g.kh * g.kw, Cog = g.Cout / g.groups;
@@ -73,27 +73,27 @@ export function planBinaryConv2d(g: BinaryConvGeom, bits: Uint32Array, tf: Outpu
   const Wo = windowOut(g.W, g.kw, g.stride[1], g.padding[1], g.dilation[1]);
   const P = Ho * Wo;
   const w = unpackSigns(bits, g.Cout, K);
-  const kernel = backendConvKernel(g, w);
+  const direct = g.pad === 0 || g.pad === 1 || g.pad === -1;
+  const kernel = backendConvKernel(g, w, direct ? g.pad : 0);
 
-  // Which taps of each output pixel fall outside the image (only border pixels have any).
-  const outside = (p: number, i: number, j: number): boolean => {
-    const ih = Math.floor(p / Wo) * g.stride[0] - g.padding[0] + i * g.dilation[0];
-    const iw = (p % Wo) * g.stride[1] - g.padding[1] + j * g.dilation[1];
-    return ih < 0 || ih >= g.H || iw < 0 || iw >= g.W;
-  };
   let bmap: Float64Array | null = null;
-  if ((tf.cn || tf.cs) && (g.padding[0] || g.padding[1])) {
+  if (!direct && (g.padding[0] || g.padding[1])) {
     const stap = new Float64Array(g.Cout * taps); // Σ_c sign per (o, tap)
     for (let o = 0; o < g.Cout; o++) for (let c = 0; c < Cg; c++) for (let t = 0; t < taps; t++) stap[o * taps + t]! += w[(o * Cg + c) * taps + t]!;
     bmap = new Float64Array(g.Cout * P);
     for (let p = 0; p < P; p++) {
-      let npad = 0;
       const outTaps: number[] = [];
-      for (let i = 0; i < g.kh; i++) for (let j = 0; j < g.kw; j++) if (outside(p, i, j)) { npad += Cg; outTaps.push(i * g.kw + j); }
+      for (let i = 0; i < g.kh; i++) {
+        const ih = Math.floor(p / Wo) * g.stride[0] - g.padding[0] + i * g.dilation[0];
+        for (let j = 0; j < g.kw; j++) {
+          const iw = (p % Wo) * g.stride[1] - g.padding[1] + j * g.dilation[1];
+          if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) outTaps.push(i * g.kw + j);
+        }
+      }
       for (let o = 0; o < g.Cout; o++) {
         let sout = 0;
         for (const t of outTaps) sout += stap[o * taps + t]!;
-        bmap[o * P + p] = tf.bias[o]! + (tf.cn ? tf.cn[o]! * npad : 0) + (tf.cs ? tf.cs[o]! * sout : 0);
+        bmap[o * P + p] = tf.bias[o]! + tf.mul[o]! * g.pad * sout;
       }
     }
   }

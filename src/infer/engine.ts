@@ -134,7 +134,7 @@ function prepare(node: GraphNode, x: ValueInfo, out: ValueInfo): Step {
       const [kh, kw] = attr.ints(node, 'kernel');
       const plan = planBinaryConv2d(
         { C: s[0]!, H: s[1]!, W: s[2]!, Cout: out.shape[0]!, kh, kw, stride: attr.ints(node, 'stride'), padding: attr.ints(node, 'padding'),
-          dilation: attr.ints(node, 'dilation'), groups: attr.int(node, 'groups'), pad: attr.int(node, 'pad') },
+          dilation: attr.ints(node, 'dilation'), groups: attr.int(node, 'groups'), pad: attr.float(node, 'pad')! },
         attr.tensor(node, 'weight')!.data as Uint32Array, transformOf(node),
       );
       return ([a], n) => plan.run(a!, n);
@@ -149,7 +149,7 @@ function prepare(node: GraphNode, x: ValueInfo, out: ValueInfo): Step {
 function transformOf(node: GraphNode): OutputTransform {
   const f = (key: string) => attr.f32(node, key);
   const dir = attr.tensor(node, 'dir')?.data as Int8Array | undefined;
-  return { mul: f('mul')!, bias: f('bias')!, tmul: f('tmul'), cn: f('cn'), cs: f('cs'), thr: f('thr'), dir };
+  return { mul: f('mul')!, bias: f('bias')!, tmul: f('tmul'), thr: f('thr'), dir };
 }
 
 /**

@@ -71,7 +71,7 @@ export const LIMITS = {
 type AttrSpec =
   | { kind: 'int'; min: number; max: number; optional?: boolean }
   | { kind: 'ints'; len: number; min: number; max: number; optional?: boolean }
-  | { kind: 'float'; optional?: boolean }
+  | { kind: 'float'; optional?: boolean; maxAbs?: number }
   | { kind: 'tensor'; dtype: DTypeName; optional?: boolean };
 
 const S = LIMITS.maxSpatial;
@@ -101,8 +101,8 @@ export const OPS = {
     inputs: 1,
     attrs: {
       weight: { kind: 'tensor', dtype: 'u32' }, kernel: pair(1), stride: pair(1), padding: pair(0), dilation: pair(1),
-      groups: { kind: 'int', min: 1, max: 1 << 20 }, pad: { kind: 'int', min: -1, max: 1 },
-      mul: f32t(), bias: f32t(), tmul: f32t(true), cn: f32t(true), cs: f32t(true),
+      groups: { kind: 'int', min: 1, max: 1 << 20 }, pad: { kind: 'float', maxAbs: 1 << 24 },
+      mul: f32t(), bias: f32t(), tmul: f32t(true),
       thr: f32t(true), dir: { kind: 'tensor', dtype: 'i8', optional: true },
     },
   },
@@ -170,12 +170,12 @@ export function checkAttrs(node: GraphNode, where: string): void {
     const ok =
       spec.kind === 'int' ? Number.isInteger(v) && (v as number) >= spec.min && (v as number) <= spec.max
       : spec.kind === 'ints' ? Array.isArray(v) && v.length === spec.len && v.every((d) => Number.isInteger(d) && d >= spec.min && d <= spec.max)
-      : spec.kind === 'float' ? typeof v === 'number' && Number.isFinite(v)
+      : spec.kind === 'float' ? typeof v === 'number' && Number.isFinite(v) && Math.abs(v) <= (spec.maxAbs ?? Infinity)
       : typeof v === 'object' && !Array.isArray(v) && (v as GraphTensor).dtype === spec.dtype;
     if (!ok) {
       const want = spec.kind === 'int' ? `an integer in [${spec.min}, ${spec.max}]`
         : spec.kind === 'ints' ? `${spec.len} integers in [${spec.min}, ${spec.max}]`
-        : spec.kind === 'float' ? 'a finite number' : `a ${spec.dtype} tensor`;
+        : spec.kind === 'float' ? (spec.maxAbs ? `a number in [-${spec.maxAbs}, ${spec.maxAbs}]` : 'a finite number') : `a ${spec.dtype} tensor`;
       fail(`${where} attribute ${JSON.stringify(k)}`, want, describe(v));
     }
   }
@@ -293,23 +293,24 @@ export function inferNode(node: GraphNode, ins: ValueInfo[], where: string): Val
 
 /** Per-channel output transform of a binary op; thr and dir come together, dir is ±1. */
 function binaryOutput(node: GraphNode, where: string, co: number): void {
-  for (const k of ['mul', 'bias', 'tmul', 'cn', 'cs', 'thr', 'dir']) perChannel(node, where, k, co);
+  for (const k of ['mul', 'bias', 'tmul', 'thr', 'dir']) perChannel(node, where, k, co);
   const thr = attr.tensor(node, 'thr'), dir = attr.tensor(node, 'dir');
   if (!thr !== !dir) fail(where, 'attributes thr and dir together (binary output) or neither (float output)', thr ? 'thr only' : 'dir only');
   if (dir && !(dir.data as Int8Array).every((d) => d === 1 || d === -1)) fail(`${where} attribute "dir"`, 'values +1 or -1', 'other values');
-  for (const k of ['mul', 'bias', 'tmul', 'cn', 'cs']) {
+  for (const k of ['mul', 'bias', 'tmul']) {
     const t = attr.f32(node, k);
     if (t && !t.every(Number.isFinite)) fail(`${where} attribute ${JSON.stringify(k)}`, 'finite values', 'NaN or infinity');
   }
   if (thr && (thr.data as Float32Array).some(Number.isNaN)) fail(`${where} attribute "thr"`, 'no NaN', 'NaN');
 }
 
-/** Elements the engine precomputes for a node at load time (see infer/engine.ts): ±1 weights and border maps. */
+/** Elements the engine precomputes for a node at load time (infer/binary.ts): ±1 weights and a border map. */
 export function loadTableElements(n: GraphNode, out: ValueInfo): number {
   if (n.op !== 'binary_conv2d') return 0;
   const w = attr.tensor(n, 'weight')!;
   const co = w.shape[0]!, plane = out.shape[1]! * out.shape[2]!;
-  return co * w.shape[1]! * 32 + (attr.tensor(n, 'cn') || attr.tensor(n, 'cs') ? co * plane : 0);
+  const pad = attr.float(n, 'pad')!, [ph, pw] = attr.ints(n, 'padding');
+  return co * w.shape[1]! * 32 + ((ph || pw) && pad !== 0 && pad !== 1 && pad !== -1 ? co * plane : 0);
 }
 
 /** The unused high bits of each packed row must be 0 (one canonical encoding per weight). */

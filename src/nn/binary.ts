@@ -67,6 +67,14 @@ abstract class BinaryLayerBase extends Module implements BinaryLayer {
     this.kernelConstraint = opts.kernelConstraint ?? null;
   }
 
+  /**
+   * Whether to try the packed 1-bit forward: both quantizers present and 1-bit (a float `identity`
+   * quantizer is 32-bit, so float teachers skip the two-valued check), and the backend enables it.
+   */
+  protected packable(): boolean {
+    return !!this.inputQuantizer && !!this.kernelQuantizer && this.inputQuantizer.precision === 1 && this.kernelQuantizer.precision === 1 && packedForwardEnabled();
+  }
+
   /** Applies `kernelConstraint` (if any) to the latent weights after each optimizer step. */
   override afterStep(): void {
     super.afterStep();
@@ -92,7 +100,7 @@ export class BinaryLinear extends BinaryLayerBase {
     checkFeatures('BinaryLinear', x, this.inFeatures);
     const xq = this.inputQuantizer ? this.inputQuantizer.apply(x) : x;
     const wq = this.kernelQuantizer ? this.kernelQuantizer.apply(this.weight) : this.weight;
-    const packed = this.inputQuantizer && this.kernelQuantizer && packedForwardEnabled() ? packedLinear(xq, wq) : null;
+    const packed = this.packable() ? packedLinear(xq, wq) : null;
     const y = packed ?? matmul(xq, wq, false, true);
     return this.bias ? add(y, this.bias) : y;
   }
@@ -129,7 +137,7 @@ export class BinaryConv2d extends BinaryLayerBase {
     const wq = this.kernelQuantizer ? this.kernelQuantizer.apply(this.weight) : this.weight;
     const [ph, pw] = pair(this.opts.padding ?? 0);
     const conv = { stride: this.opts.stride, dilation: this.opts.dilation, groups: this.opts.groups, padding: [ph, pw] as [number, number] };
-    if (this.inputQuantizer && this.kernelQuantizer && packedForwardEnabled()) {
+    if (this.packable()) {
       const y = packedConv2d(xq, wq, conv, this.padValue);
       if (y) return this.bias ? add(y, reshape(this.bias, [1, this.outChannels, 1, 1])) : y;
     }

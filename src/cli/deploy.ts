@@ -1,0 +1,153 @@
+/**
+ * `onebit export`, `onebit predict`, `onebit bench`: the deployment commands (issue 6).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { PNG } from 'pngjs';
+import { fail, OnebitError } from '../core/errors.js';
+import { loadAddon } from '../backends/native/addon.js';
+import { backend } from '../core/tensor.js';
+import { exportCheckpoint } from '../deploy/export.js';
+import { saveOnnx } from '../deploy/onnx.js';
+import { saveSafetensors } from '../deploy/safetensors.js';
+import { loadModel, type InferenceModel } from '../infer/engine.js';
+import { loadTrainedModel } from '../train/trainer.js';
+
+function resolveCheckpoint(p: string): string {
+  return fs.existsSync(p) && fs.statSync(p).isDirectory() ? path.join(p, 'best.ckpt') : p;
+}
+
+/** Input shape of one sample for a training config's dataset. */
+function sampleShape(dataset: string): number[] {
+  return dataset === 'cifar10' ? [3, 32, 32] : [1, 28, 28];
+}
+
+/** `onebit export CKPT -o FILE [--format onebit|onnx|safetensors]`. */
+export function runExport(ckptArg: string, flags: { output?: string; format: string }): void {
+  const file = resolveCheckpoint(ckptArg);
+  const format = flags.format;
+  const ext = format === 'onebit' ? '.onebit' : format === 'onnx' ? '.onnx' : '.safetensors';
+  const out = flags.output ?? path.join(path.dirname(file), path.basename(file, path.extname(file)) + ext);
+  if (format === 'onebit') {
+    const { bytes, graph } = exportCheckpoint(file, out);
+    const binary = graph.nodes.filter((n) => n.op === 'binary_conv2d' || n.op === 'binary_dense').length;
+    console.log(`${out}: ${bytes.length} bytes, ${graph.nodes.length} nodes (${binary} binary), input [${graph.inputShape.join(', ')}], ${graph.classes} classes`);
+    return;
+  }
+  const { config, model, meta } = loadTrainedModel(file);
+  const metadata = { producer: 'onebit', arch: config.arch, method: config.method, dataset: config.dataset, epoch: String(meta.epoch), config: JSON.stringify(config) };
+  if (format === 'onnx') saveOnnx(out, model, { inputShape: [1, ...sampleShape(config.dataset)], metadata });
+  else saveSafetensors(out, model, metadata);
+  console.log(`${out}: ${fs.statSync(out).size} bytes (${format}, ${config.arch} method=${config.method}, epoch ${meta.epoch})`);
+}
+
+interface Preprocess {
+  scale: number;
+  mean: number[];
+  std: number[];
+}
+
+/**
+ * A PNG as one model input [C, H, W]: converted to the model's channels (RGB → gray by luma, gray →
+ * RGB by repetition; alpha composited on black), resized to the input size (bilinear) when it
+ * differs, optionally inverted (dark digits on white → MNIST's white on black), then normalized as
+ * the model's metadata says.
+ */
+export function pngToInput(bytes: Buffer, file: string, shape: readonly number[], pre: Preprocess, invert: boolean): Float32Array {
+  let png: PNG;
+  try {
+    png = PNG.sync.read(bytes);
+  } catch (e) {
+    throw new OnebitError(`${file}: expected a PNG image, but got an unreadable file (${(e as Error).message}). Convert it to PNG first.`);
+  }
+  const [C, H, W] = shape as [number, number, number];
+  const { width: w, height: h, data } = png;
+  const px = (x: number, y: number, c: number): number => {
+    const i = (y * w + x) * 4, a = data[i + 3]! / 255;
+    const v = C === 1 ? 0.299 * data[i]! + 0.587 * data[i + 1]! + 0.114 * data[i + 2]! : data[i + c]!;
+    return v * a;
+  };
+  const out = new Float32Array(C * H * W);
+  for (let c = 0; c < C; c++) {
+    for (let y = 0; y < H; y++) {
+      for (let x = 0; x < W; x++) {
+        // Bilinear sample at the pixel centre (identity when sizes match).
+        const sx = Math.min(w - 1, Math.max(0, ((x + 0.5) * w) / W - 0.5)), sy = Math.min(h - 1, Math.max(0, ((y + 0.5) * h) / H - 0.5));
+        const x0 = Math.floor(sx), y0 = Math.floor(sy), x1 = Math.min(w - 1, x0 + 1), y1 = Math.min(h - 1, y0 + 1);
+        const fx = sx - x0, fy = sy - y0;
+        let v = (1 - fy) * ((1 - fx) * px(x0, y0, c) + fx * px(x1, y0, c)) + fy * ((1 - fx) * px(x0, y1, c) + fx * px(x1, y1, c));
+        if (invert) v = 255 - v;
+        out[(c * H + y) * W + x] = (v * pre.scale - (pre.mean[c] ?? 0)) / (pre.std[c] ?? 1);
+      }
+    }
+  }
+  return out;
+}
+
+function preprocessOf(m: InferenceModel): Preprocess {
+  const p = m.metadata.preprocess as Partial<Preprocess> | undefined;
+  const C = m.inputShape[0] ?? 1;
+  const ok = p && typeof p.scale === 'number' && Array.isArray(p.mean) && Array.isArray(p.std) && p.mean.length === C && p.std.length === C;
+  return ok ? (p as Preprocess) : { scale: 1 / 255, mean: new Array<number>(C).fill(0), std: new Array<number>(C).fill(1) };
+}
+
+/** `onebit predict MODEL IMAGE…`: top-k classes per image. */
+export async function runPredict(modelFile: string, images: string[], flags: { top: number; invert?: boolean; json?: boolean }): Promise<void> {
+  const m = await loadModel(modelFile);
+  if (m.inputShape.length !== 3) fail('predict', 'a model with image input [C, H, W]', `input [${m.inputShape.join(', ')}]`);
+  const pre = preprocessOf(m);
+  const per = m.inputShape.reduce((a, b) => a * b, 1);
+  const x = new Float32Array(images.length * per);
+  images.forEach((f, i) => {
+    let bytes: Buffer;
+    try {
+      bytes = fs.readFileSync(f);
+    } catch (e) {
+      throw new OnebitError(`${f}: expected a readable PNG file, but got ${(e as NodeJS.ErrnoException).code ?? String(e)}. Check the path.`);
+    }
+    x.set(pngToInput(bytes, f, m.inputShape, pre, flags.invert ?? false), i * per);
+  });
+  const t0 = performance.now();
+  const logits = m.predict(x, [images.length, ...m.inputShape]);
+  const ms = performance.now() - t0;
+  const k = Math.min(Math.max(1, flags.top), m.classes);
+  const results = images.map((file, i) => {
+    const row = Array.from(logits.subarray(i * m.classes, (i + 1) * m.classes));
+    const mx = Math.max(...row), e = row.map((v) => Math.exp(v - mx)), z = e.reduce((a, b) => a + b, 0);
+    const top = row.map((_, c) => c).sort((a, b) => row[b]! - row[a]! || a - b).slice(0, k);
+    return { file, top: top.map((c) => ({ class: c, label: m.labels?.[c] ?? String(c), prob: e[c]! / z })) };
+  });
+  if (flags.json) {
+    console.log(JSON.stringify({ model: modelFile, backend: backend().name, ms, results }, null, 2));
+    return;
+  }
+  for (const r of results) console.log(`${r.file}: ${r.top.map((t) => `${t.label} ${(100 * t.prob).toFixed(1)}%`).join(', ')}`);
+  console.log(`(${images.length} image${images.length > 1 ? 's' : ''} in ${ms.toFixed(2)} ms on ${backend().name})`);
+}
+
+/** `onebit bench MODEL`: median latency at batch 1 and N, 1 and 2 threads. */
+export async function runBench(modelFile: string, flags: { batch: number; iters: number }): Promise<void> {
+  const m = await loadModel(modelFile);
+  const per = m.inputShape.reduce((a, b) => a * b, 1);
+  const addon = loadAddon();
+  const size = fs.statSync(modelFile).size;
+  console.log(`${modelFile}: ${size} bytes, input [${m.inputShape.join(', ')}], ${m.classes} classes, backend ${backend().name}`);
+  console.log('| batch | threads | median ms | ms / image | images/s |');
+  console.log('|---:|---:|---:|---:|---:|');
+  for (const threads of addon ? [1, 2] : [1]) {
+    addon?.setThreads(threads);
+    for (const b of [1, flags.batch]) {
+      const x = Float32Array.from({ length: b * per }, (_, i) => Math.sin(i));
+      m.predict(x, [b, ...m.inputShape]);
+      const times: number[] = [];
+      const n = Math.max(3, Math.round(flags.iters / Math.sqrt(b)));
+      for (let i = 0; i < n; i++) {
+        const t0 = performance.now();
+        m.predict(x, [b, ...m.inputShape]);
+        times.push(performance.now() - t0);
+      }
+      const med = times.sort((p, q) => p - q)[Math.floor(n / 2)]!;
+      console.log(`| ${b} | ${addon ? threads : 'TS'} | ${med.toFixed(3)} | ${(med / b).toFixed(3)} | ${Math.round((1000 * b) / med)} |`);
+    }
+  }
+}
