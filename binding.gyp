@@ -21,7 +21,7 @@
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions", "-O2"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-O2"],
-      "cflags_cc": ["-std=c++17", "-O3", "-fopenmp", "-fomit-frame-pointer"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fopenmp", "-fomit-frame-pointer", "-ffp-contract=off"],
       "ldflags": ["-fopenmp"],
       "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-std=c++17", "-O3"] },
       "conditions": [

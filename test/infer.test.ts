@@ -11,6 +11,8 @@ import { Flatten } from '../src/nn/layers.js';
 import { activationForm } from '../src/deploy/forms.js';
 import { encodeOnebit } from '../src/deploy/format.js';
 import type { OnebitGraph } from '../src/infer/graph.js';
+import { convKernel, type BinaryConvGeom } from '../src/infer/bconv.js';
+import { packSigns } from '../src/deploy/export.js';
 import { manualSeed, rng } from '../src/core/rng.js';
 import { wrap } from '../src/core/tensor.js';
 import { noGrad } from '../src/autograd/tape.js';
@@ -364,4 +366,38 @@ test('exportCheckpoint: a trained MNIST checkpoint → .onebit with metadata; sa
   assert.equal(agree, n, 'identical top-1 on every test image');
   assert.ok(maxDiff <= TOL * Math.max(1, scale), `max |Δlogit| ${maxDiff}`);
   fs.rmSync(dir, { recursive: true });
+});
+
+test('bconv: the packed kernel equals the reference ±1 convolution on awkward shapes, every border value', () => {
+  manualSeed(8);
+  const cases: [number, number, number, number, [number, number], [number, number], [number, number], [number, number], number][] = [
+    // C, H, W, Cout, kernel, stride, padding, dilation, groups
+    [1, 5, 4, 3, [3, 3], [1, 1], [1, 1], [1, 1], 1],
+    [31, 6, 6, 5, [3, 3], [2, 2], [1, 1], [1, 1], 1],
+    [33, 5, 5, 4, [3, 3], [1, 1], [2, 2], [2, 2], 1],
+    [65, 3, 3, 2, [1, 1], [1, 1], [0, 0], [1, 1], 1],
+    [64, 4, 4, 6, [3, 3], [1, 1], [1, 1], [1, 1], 2],
+    [32, 7, 7, 8, [5, 3], [2, 1], [2, 1], [1, 1], 1],
+    [63, 2, 3, 3, [3, 3], [1, 1], [1, 1], [1, 1], 3],
+  ];
+  for (const [C, H, W, Co, k, stride, padding, dilation, groups] of cases) {
+    const K = (C / groups) * k[0] * k[1];
+    const signs = Int8Array.from({ length: Co * K }, () => (rng().next() < 0.5 ? -1 : 1));
+    const bits = packSigns(signs, Co, K);
+    const t = Float32Array.from({ length: 2 * C * H * W }, () => (rng().next() < 0.5 ? -1 : 1));
+    for (const kpad of [0, 1, -1]) {
+      const g: BinaryConvGeom = { C, H, W, Cout: Co, kh: k[0], kw: k[1], stride, padding, dilation, groups, pad: kpad };
+      const ref = convKernel(g, bits, kpad, 'reference').run(t, 2);
+      const got = convKernel(g, bits, kpad, 'packed').run(t, 2);
+      assert.deepEqual([...got], [...ref], `C=${C} ${H}x${W} -> ${Co}, k ${k}, stride ${stride}, pad ${padding}, dil ${dilation}, groups ${groups}, border ${kpad}`);
+    }
+  }
+  // One-hot bit order: a single −1 input channel (33) and a single −1 weight (channel 33, tap 4).
+  const C = 40, K = C * 9;
+  const signs = new Int8Array(K).fill(1);
+  signs[33 * 9 + 4] = -1;
+  const t = new Float32Array(C * 9).fill(1);
+  t[33 * 9 + 4] = -1; // channel 33, pixel (1, 1)
+  const g: BinaryConvGeom = { C, H: 3, W: 3, Cout: 1, kh: 3, kw: 3, stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1, pad: 0 };
+  assert.deepEqual([...convKernel(g, packSigns(signs, 1, K), 0, 'packed').run(t, 1)], [K]);
 });

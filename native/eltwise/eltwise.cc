@@ -10,6 +10,10 @@
 //   binaryStridedF32(op, out, a, b, d0, d1, d2, sa0, sa1, sa2, sb0, sb1, sb2)
 //        broadcasting op over 3 collapsed dims with element strides (0 = broadcast); op: 0 add,
 //        1 sub, 2 mul, 3 div, 4 maximum, 5 minimum, 6 greater, 7 greaterEqual, 8 equal
+//   channelActF32(out, x, r | null, n, C, inner, b0 | null, pos | null, neg, b1 | null)
+//        per-channel piecewise-linear activation of x (+ r): u = (x + r) + b0[c]; v = u >= 0 ?
+//        pos[c]·u : neg[c]·u; out = v + b1[c] (PReLU, RPReLU, Maxout; absent b0/b1 = 0, pos = 1;
+//        float32 arithmetic, no contraction: each step rounds as the TypeScript kernel does)
 //   clippedSteF32(out, g, x, clip)             out[i] = -clip <= x[i] <= clip ? g[i] : 0
 //   symmetricScaleF32(x) -> s if every x[i] is +s or -s for one s > 0, else -1
 //
@@ -170,6 +174,50 @@ Napi::Value BinaryStridedF32(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value ChannelActF32(const Napi::CallbackInfo& info) {
+  float* out;
+  const float* x;
+  size_t nout, nx;
+  if (!GetArray(info, 0, napi_float32_array, out, nout) || !GetArray(info, 1, napi_float32_array, x, nx) ||
+      !SameLength(info, "channelActF32", nout, nx)) {
+    return info.Env().Undefined();
+  }
+  const int64_t n = GetInt(info, 3), C = GetInt(info, 4), inner = GetInt(info, 5);
+  if (n < 0 || C < 1 || inner < 1 || n * C * inner != static_cast<int64_t>(nx)) {
+    return Fail(info.Env(), "channelActF32: n·C·inner must equal the array length");
+  }
+  // Optional arrays: r (nx elements), b0, pos, neg (required), b1 (C elements each).
+  const float* opt[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
+  const size_t idx[5] = {2, 6, 7, 8, 9};
+  for (int k = 0; k < 5; k++) {
+    const size_t i = idx[k];
+    if (info.Length() <= i || info[i].IsNull() || info[i].IsUndefined()) {
+      if (k == 3) return Fail(info.Env(), "channelActF32: neg is required");
+      continue;
+    }
+    size_t len;
+    if (!GetArray(info, i, napi_float32_array, opt[k], len)) return info.Env().Undefined();
+    if (len != (k == 0 ? nx : static_cast<size_t>(C))) return Fail(info.Env(), "channelActF32: wrong length of an optional array");
+  }
+  const float *r = opt[0], *b0 = opt[1], *pos = opt[2], *neg = opt[3], *b1 = opt[4];
+  const int64_t rows = n * C;
+#pragma omp parallel for schedule(static) if (static_cast<int64_t>(nx) >= kParallel)
+  for (int64_t row = 0; row < rows; row++) {
+    const int64_t c = row % C;
+    const float s0 = b0 ? b0[c] : 0.f, p = pos ? pos[c] : 1.f, q = neg[c], s1 = b1 ? b1[c] : 0.f;
+    const float* xr = x + row * inner;
+    const float* rr = r ? r + row * inner : nullptr;
+    float* o = out + row * inner;
+    for (int64_t i = 0; i < inner; i++) {
+      const float v = rr ? xr[i] + rr[i] : xr[i];
+      const float u = v + s0;
+      const float w = u >= 0.f ? p * u : q * u;
+      o[i] = w + s1;
+    }
+  }
+  return info.Env().Undefined();
+}
+
 Napi::Value ClippedSteF32(const Napi::CallbackInfo& info) {
   float* out;
   const float *g, *x;
@@ -215,6 +263,7 @@ void RegisterEltwiseKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("binarySameF32", Napi::Function::New(env, BinarySameF32));
   exports.Set("binaryScalarF32", Napi::Function::New(env, BinaryScalarF32));
   exports.Set("binaryStridedF32", Napi::Function::New(env, BinaryStridedF32));
+  exports.Set("channelActF32", Napi::Function::New(env, ChannelActF32));
   exports.Set("clippedSteF32", Napi::Function::New(env, ClippedSteF32));
   exports.Set("symmetricScaleF32", Napi::Function::New(env, SymmetricScaleF32));
 }

@@ -2,6 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import cliProgress from 'cli-progress';
 import { OnebitError } from '../core/errors.js';
+import { ensureCifar10 } from '../data/download.js';
+import { loadCheckpoint } from '../train/checkpoint.js';
 import { DataLoader } from '../data/index.js';
 import { datasetNorm, evaluate, loadData, loadTrainedModel, train, type EpochStats, type TrainCallbacks } from '../train/trainer.js';
 import type { Command } from 'commander';
@@ -52,6 +54,34 @@ export function explicitOptions<T extends Record<string, unknown>>(opts: T, cmd:
  * `onebit train`. `flags` holds only the options given on the command line (`explicitOptions`):
  * the recipe and the defaults fill in the rest (`resolveConfig`).
  */
+/**
+ * Make sure CIFAR-10 is on disk before a synchronous training or evaluation starts: with
+ * --data-dir the files are checked; without, the cache folder is used and, when missing, the
+ * official archive is downloaded and verified there (data/download.ts), with a progress bar.
+ */
+export async function ensureDataFor(dataset: string, dataDir: string | undefined, progress = true): Promise<void> {
+  if (dataset === 'cifar10') await ensureCifar10({ dataDir: dataDir || undefined, progress });
+}
+
+/** The dataset a `train` invocation will use (from the checkpoint on --resume). */
+export function datasetOf(flags: TrainFlags): { dataset: string; dataDir?: string } {
+  if (flags.resume) {
+    const c = (loadCheckpoint(resolveCheckpoint(flags.resume)).meta as { config?: Partial<TrainConfig> }).config ?? {};
+    return { dataset: c.dataset ?? 'mnist', dataDir: c.dataDir };
+  }
+  const { out: _o, resume: _r, force: _f, progress: _p, ...rest } = flags;
+  const c = resolveConfig(rest);
+  return { dataset: c.dataset, dataDir: c.dataDir };
+}
+
+/** Dataset and data folder stored in a checkpoint (or run folder's last.ckpt). */
+export function checkpointDataset(ckpt: string): string {
+  return ((loadCheckpoint(resolveCheckpoint(ckpt)).meta as { config?: Partial<TrainConfig> }).config?.dataset) ?? 'mnist';
+}
+export function checkpointDataDir(ckpt: string): string | undefined {
+  return ((loadCheckpoint(resolveCheckpoint(ckpt)).meta as { config?: Partial<TrainConfig> }).config?.dataDir) || undefined;
+}
+
 export function runTrain(flags: TrainFlags): void {
   const { out, resume: resumeArg, force, progress, ...rest } = flags;
   const resume = resumeArg ? resolveCheckpoint(resumeArg) : undefined;

@@ -15,7 +15,7 @@ import '../index.js';
 import { OnebitError } from '../core/errors.js';
 import { methodNames } from '../models/methods.js';
 import { CHOICES, DEFAULT_CONFIG } from '../train/config.js';
-import { explicitOptions, runEval, runSummary, runTrain } from './commands.js';
+import { checkpointDataDir, checkpointDataset, datasetOf, ensureDataFor, explicitOptions, runEval, runSummary, runTrain } from './commands.js';
 import { runExperimentCommand } from '../experiment/command.js';
 import { runBench, runExport, runPredict } from './deploy.js';
 
@@ -73,14 +73,22 @@ program
   .option('--init-from <ckpt>', 'start from the matching tensors of this checkpoint (strict=false, as ReActNet step 2); reports what was loaded and skipped')
   .option('--force', 'allow writing into a run folder that already has a checkpoint', false)
   .option('--no-progress', 'do not draw the progress bar')
-  .action((opts, cmd: Command) => runTrain(explicitOptions(opts, cmd)));
+  .action(async (opts, cmd: Command) => {
+    const flags = explicitOptions(opts, cmd);
+    const d = datasetOf(flags);
+    await ensureDataFor(d.dataset, d.dataDir, flags.progress !== false);
+    runTrain(flags);
+  });
 
 program
   .command('eval')
   .description('Evaluate a training checkpoint on the test set.')
   .argument('<checkpoint>', 'checkpoint file (last.ckpt, best.ckpt) or run folder')
   .option('--data-dir <dir>', 'folder with the dataset files (default: the one used in training)')
-  .action((ckpt, opts) => runEval(ckpt, opts));
+  .action(async (ckpt, opts) => {
+    await ensureDataFor(checkpointDataset(ckpt), opts.dataDir ?? checkpointDataDir(ckpt));
+    runEval(ckpt, opts);
+  });
 
 program
   .command('summary')

@@ -23,7 +23,6 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import cliProgress from 'cli-progress';
-import * as tar from 'tar';
 import { fail, OnebitError } from '../core/errors.js';
 import { checkCifar10Dir, CIFAR10_FILES, type Cifar10FileOptions } from './cifar.js';
 
@@ -112,6 +111,7 @@ export async function ensureCifar10(opts: EnsureCifar10Options = {}): Promise<st
     }
     mkdirSync(staging);
     try {
+      const tar = await import('tar'); // loaded only when a download happens (~35 ms)
       await tar.x({ file: archive, cwd: staging, strict: true });
     } catch (e) {
       fail(`ensureCifar10(${got.url})`, `a gzip-compressed tar archive holding ${CIFAR10_FOLDER}/`, `an archive that does not unpack (${(e as Error).message})`, HINT_MANUAL);
@@ -120,7 +120,12 @@ export async function ensureCifar10(opts: EnsureCifar10Options = {}): Promise<st
     if (!existsSync(unpacked)) {
       fail(`ensureCifar10(${got.url})`, `an archive holding the folder ${CIFAR10_FOLDER}/`, `top-level entries ${JSON.stringify(readdirSync(staging))}`, HINT_MANUAL);
     }
-    checkCifar10Dir(unpacked, fileOpts);
+    try {
+      checkCifar10Dir(unpacked, fileOpts);
+    } catch (e) {
+      if (!(e instanceof OnebitError)) throw e;
+      fail(`ensureCifar10(${got.url})`, 'an archive holding the six CIFAR-10 batch files at their sizes', `one that does not (${e.message})`, HINT_MANUAL);
+    }
     if (sha) {
       for (const name of [...CIFAR10_FILES.train, ...CIFAR10_FILES.test]) {
         const want = sha[name];
@@ -274,10 +279,12 @@ async function save(
   return { bytes: received, md5: hash.digest('hex') };
 }
 
-/** A cli-progress bar on a terminal; plain lines at every 10% (or 16 MB) otherwise. */
+/** A cli-progress bar on a terminal; plain lines at every 10% (or 16 MB) and at the end otherwise. */
 class Progress {
   private bar: cliProgress.SingleBar | undefined;
   private nextLine = 0;
+  private received = 0;
+  private printed = -1;
   constructor(private readonly total: number | undefined) {
     if (process.stderr.isTTY && total !== undefined) {
       this.bar = new cliProgress.SingleBar(
@@ -288,16 +295,19 @@ class Progress {
     }
   }
   update(received: number): void {
-    if (this.bar) {
-      this.bar.update(received, { mb: mb(received) });
-    } else if (received >= this.nextLine) {
-      const t = this.total;
-      process.stderr.write(`  CIFAR-10: ${mb(received)}${t ? `/${mb(t)} MB (${Math.floor((100 * received) / t)}%)` : ' MB'}\n`);
-      this.nextLine = received + (t ? Math.max(1, Math.ceil(t / 10)) : 16 << 20);
-    }
+    this.received = received;
+    if (this.bar) this.bar.update(received, { mb: mb(received) });
+    else if (received >= this.nextLine) this.line();
   }
   stop(): void {
-    this.bar?.stop();
+    if (this.bar) this.bar.stop();
+    else if (this.received === this.total && this.printed !== this.total) this.line();
+  }
+  private line(): void {
+    const t = this.total, r = this.received;
+    process.stderr.write(`  CIFAR-10: ${mb(r)}${t ? `/${mb(t)} MB (${Math.floor((100 * r) / t)}%)` : ' MB'}\n`);
+    this.printed = r;
+    this.nextLine = r + (t ? Math.max(1, Math.ceil(t / 10)) : 16 << 20);
   }
 }
 

@@ -1,5 +1,8 @@
 import { backend } from '../core/tensor.js';
-import { windowOut, wordsFor } from './graph.js';
+import { prepareBinaryConv2d } from '../backends/native/binary.js';
+import { borderSignSums, convKernel, convOut, unpackSigns, type BinaryConvGeom, type ConvKernelKind } from './bconv.js';
+
+export type { BinaryConvGeom } from './bconv.js';
 
 /**
  * The binary ops of the engine: `binary_conv2d` and `binary_dense` (semantics in
@@ -7,24 +10,12 @@ import { windowOut, wordsFor } from './graph.js';
  * computed once, when the model is loaded (`planBinaryConv2d`, `planBinaryDense`); a call then
  * runs the ±1 kernel and one fused pass for the per-channel output transform.
  *
- * Kernel boundary: the ±1 products D come from the backend's `binaryConv2d` / `binaryMatmul`
- * (the native addon's bit-packed AVX2/AVX-512 kernels when built; core/backend.ts has the bit
- * convention). A kernel that takes pre-packed weights can replace `ConvKernel` without touching
- * the rest. Binary values travel between ops as ±1 float32 arrays (what those kernels read).
+ * Kernel boundary: the ±1 products D come from bconv.ts (`ConvKernel`: prepacked weights,
+ * bit-im2col and the backend's XOR/popcount `binaryMatmul` — the native addon's AVX2/AVX-512 GEMM
+ * when built) and, for dense layers, straight from `binaryMatmul` on the file's packed rows. A
+ * faster kernel replaces `ConvKernel` without touching the rest. Binary values travel between ops
+ * as ±1 float32 arrays, packed by the kernel on entry.
  */
-
-/** Geometry of a binary convolution (per-sample input [C, H, W]). */
-export interface BinaryConvGeom {
-  C: number; H: number; W: number;
-  Cout: number; kh: number; kw: number;
-  stride: [number, number]; padding: [number, number]; dilation: [number, number];
-  groups: number;
-  /**
-   * What a tap outside the image reads, in ±1 space: 0 (nothing), ±1 (a binary border), or any other
-   * value (the border of offset levels: (padValue − ma)/da, see docs/onebit-format.md).
-   */
-  pad: number;
-}
 
 /** Per-output-channel transform y = mul·D + tmul·T + bias, then optional threshold. */
 export interface OutputTransform {
@@ -35,67 +26,55 @@ export interface OutputTransform {
   dir?: Int8Array;
 }
 
-/** D for a batch: the ±1 convolution of t [N, C, H, W] with the layer's sign weights. */
-export interface ConvKernel {
-  run(t: Float32Array, n: number): Float32Array;
-}
-
-/** Unpack row-packed sign bits (bit 1 = −1) to ±1 floats, k values per row. */
-export function unpackSigns(bits: Uint32Array, rows: number, k: number): Float32Array {
-  const words = wordsFor(k), out = new Float32Array(rows * k);
-  for (let r = 0; r < rows; r++) {
-    for (let j = 0; j < k; j++) out[r * k + j] = (bits[r * words + (j >>> 5)]! >>> (j & 31)) & 1 ? -1 : 1;
-  }
-  return out;
-}
-
-/** The default conv kernel: the backend's binaryConv2d (border `pad` ∈ {−1, 0, 1}) on weights unpacked once at load. */
-function backendConvKernel(g: BinaryConvGeom, w: Float32Array, pad: number): ConvKernel {
-  const wShape = [g.Cout, g.C / g.groups, g.kh, g.kw];
-  const p = { stride: g.stride, padding: g.padding, dilation: g.dilation, groups: g.groups };
-  return { run: (t, n) => backend().binaryConv2d(t, [n, g.C, g.H, g.W], w, wShape, p, pad) };
-}
-
 /** A prepared binary conv: `run(t, n)` returns float outputs, or ±1 outputs when thresholds are set. */
 export interface BinaryConvPlan {
   run(t: Float32Array, n: number): Float32Array;
+  /**
+   * The same on sign(x − thr[c]) (the `sign` op before it fused in: x is that op's float input), when
+   * the kernel can binarize on entry (the native prepared conv); absent otherwise.
+   */
+  runSigned?(x: Float32Array, n: number, thr: Float32Array): Float32Array;
 }
 
 /**
- * Prepare a binary convolution: unpack the weights for the kernel. A border value the kernel
- * takes directly (−1, 0, +1) costs nothing more; any other `pad` runs the kernel with a zero
- * border and adds mul[o]·pad·Sout(o, p) through a dense per-(channel, pixel) bias map, where
- * Sout(o, p) is the sum of channel o's weight signs on the taps of pixel p outside the image.
+ * The native fast path: weights packed once by the addon (native/bconv, binaryConv2dPrepare), the
+ * input binarized while it is bit-packed (a preceding `sign` op fuses in), and for float outputs
+ * the per-channel y = mul·D + bias applied in the kernel's epilogue (float32 arithmetic; the
+ * TypeScript transform rounds the same value once from float64, so the two may differ by an ulp).
+ * Thresholded outputs use the exact TypeScript transform on D. Null where it does not apply: no
+ * addon, the reference backend, ONEBIT_INFER_KERNEL=ref, a border value outside {−1, 0, +1} or
+ * offset levels (tmul).
  */
-export function planBinaryConv2d(g: BinaryConvGeom, bits: Uint32Array, tf: OutputTransform): BinaryConvPlan {
-  const Cg = g.C / g.groups, K = Cg * g.kh * g.kw, taps = g.kh * g.kw, Cog = g.Cout / g.groups;
-  const Ho = windowOut(g.H, g.kh, g.stride[0], g.padding[0], g.dilation[0]);
-  const Wo = windowOut(g.W, g.kw, g.stride[1], g.padding[1], g.dilation[1]);
-  const P = Ho * Wo;
-  const w = unpackSigns(bits, g.Cout, K);
+function nativePlan(g: BinaryConvGeom, bits: Uint32Array, tf: OutputTransform, kind?: ConvKernelKind): BinaryConvPlan | null {
   const direct = g.pad === 0 || g.pad === 1 || g.pad === -1;
-  const kernel = backendConvKernel(g, w, direct ? g.pad : 0);
+  if (kind === 'reference' || process.env.ONEBIT_INFER_KERNEL === 'ref' || !direct || tf.tmul || !backend().name.startsWith('native')) return null;
+  const Cg = g.C / g.groups;
+  const w = unpackSigns(bits, g.Cout, Cg * g.kh * g.kw);
+  const prep = prepareBinaryConv2d(w, [g.Cout, Cg, g.kh, g.kw], [g.C, g.H, g.W], { stride: g.stride, padding: g.padding, dilation: g.dilation, groups: g.groups }, g.pad);
+  if (!prep) return null;
+  const [Ho, Wo] = convOut(g), P = Ho * Wo, Cog = g.Cout / g.groups;
+  const finish = (x: Float32Array, n: number, thr: Float32Array | null): Float32Array =>
+    tf.thr ? transform(prep.run(x, n, null, null, thr), null, n, g.Cout, P, Cog, g.groups, tf, null) : prep.run(x, n, tf.mul, tf.bias, thr);
+  return { run: (t, n) => finish(t, n, null), runSigned: (x, n, thr) => finish(x, n, thr) };
+}
 
+/**
+ * Prepare a binary convolution (bconv.ts has the ±1 kernels). A border value the kernels take
+ * directly (−1, 0, +1) costs nothing more; any other `pad` runs the kernel with a zero border and
+ * adds mul[o]·pad·Sout(o, p) through a dense per-(channel, pixel) bias map built here.
+ */
+export function planBinaryConv2d(g: BinaryConvGeom, bits: Uint32Array, tf: OutputTransform, kind?: ConvKernelKind): BinaryConvPlan {
+  const fast = nativePlan(g, bits, tf, kind);
+  if (fast) return fast;
+  const Cg = g.C / g.groups, Cog = g.Cout / g.groups;
+  const [Ho, Wo] = convOut(g), P = Ho * Wo;
+  const direct = g.pad === 0 || g.pad === 1 || g.pad === -1;
+  const kernel = convKernel(g, bits, direct ? g.pad : 0, kind);
   let bmap: Float64Array | null = null;
-  if (!direct && (g.padding[0] || g.padding[1])) {
-    const stap = new Float64Array(g.Cout * taps); // Σ_c sign per (o, tap)
-    for (let o = 0; o < g.Cout; o++) for (let c = 0; c < Cg; c++) for (let t = 0; t < taps; t++) stap[o * taps + t]! += w[(o * Cg + c) * taps + t]!;
+  const sout = direct ? null : borderSignSums(g, bits);
+  if (sout) {
     bmap = new Float64Array(g.Cout * P);
-    for (let p = 0; p < P; p++) {
-      const outTaps: number[] = [];
-      for (let i = 0; i < g.kh; i++) {
-        const ih = Math.floor(p / Wo) * g.stride[0] - g.padding[0] + i * g.dilation[0];
-        for (let j = 0; j < g.kw; j++) {
-          const iw = (p % Wo) * g.stride[1] - g.padding[1] + j * g.dilation[1];
-          if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) outTaps.push(i * g.kw + j);
-        }
-      }
-      for (let o = 0; o < g.Cout; o++) {
-        let sout = 0;
-        for (const t of outTaps) sout += stap[o * taps + t]!;
-        bmap[o * P + p] = tf.bias[o]! + tf.mul[o]! * g.pad * sout;
-      }
-    }
+    for (let o = 0; o < g.Cout; o++) for (let p = 0; p < P; p++) bmap[o * P + p] = tf.bias[o]! + tf.mul[o]! * g.pad * sout[o * P + p]!;
   }
 
   return {

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import * as fs from 'node:fs';
 import { fail, fmtShape, OnebitError } from '../core/errors.js';
 import { decodeOnebit } from '../deploy/format.js';
-import { planBinaryConv2d, planBinaryDense, type OutputTransform } from './binary.js';
+import { planBinaryConv2d, planBinaryDense, type BinaryConvPlan, type OutputTransform } from './binary.js';
 import { attr, inferShapes, sizeOfShape, type GraphNode, type OnebitGraph, type ValueInfo } from './graph.js';
 import * as k from './kernels.js';
 
@@ -15,6 +15,9 @@ import * as k from './kernels.js';
 
 /** One prepared node: computes its output for a batch of n from its inputs' data. */
 type Step = (ins: Float32Array[], n: number) => Float32Array;
+
+/** The placeholder output of a step that was fused into its reader. */
+const EMPTY = new Float32Array(0);
 
 /** Largest batch × per-sample input accepted by `predict`, in elements. */
 const MAX_BATCH_ELEMENTS = 1 << 28;
@@ -33,6 +36,10 @@ export class InferenceModel {
   private readonly steps: Step[];
   /** For each node, the values whose last reader it is (freed after it runs). */
   private readonly frees: number[][];
+  /** Each step's input values (the graph's, rewired where ops were fused). */
+  private readonly inputs: number[][];
+  /** The binary conv plans by node index (the fusion pass asks them for `runSigned`). */
+  private readonly convPlans = new Map<number, BinaryConvPlan>();
 
   constructor(graph: OnebitGraph, source = 'model') {
     this.infos = inferShapes(graph, source);
@@ -41,9 +48,36 @@ export class InferenceModel {
     this.classes = graph.classes;
     this.labels = graph.labels ? Object.freeze([...graph.labels]) : undefined;
     this.metadata = Object.freeze({ ...graph.metadata });
-    this.steps = graph.nodes.map((n, i) => prepare(n, this.infos[n.inputs[0]!]!, this.infos[i + 1]!));
+    this.steps = graph.nodes.map((n, i) => prepare(n, this.infos[n.inputs[0]!]!, this.infos[i + 1]!, (plan) => this.convPlans.set(i, plan)));
+    // Fusion: a `sign` whose only reader is a binary conv that can binarize on entry is skipped;
+    // the conv reads the sign's float input with its thresholds (no ±1 array in between).
+    this.inputs = graph.nodes.map((n) => [...n.inputs]);
+    const readers = new Array<number>(graph.nodes.length + 1).fill(0);
+    graph.nodes.forEach((n) => n.inputs.forEach((v) => readers[v]!++));
+    graph.nodes.forEach((n, j) => {
+      const v = n.inputs[0]!, i = v - 1, src = i >= 0 ? graph.nodes[i]! : null;
+      if (n.op !== 'binary_conv2d' || !src || src.op !== 'sign' || readers[v] !== 1 || v === graph.output) return;
+      const plan = this.convPlans.get(j);
+      if (!plan?.runSigned) return;
+      const thr = attr.f32(src, 'thr')!, runSigned = plan.runSigned;
+      this.steps[i] = () => EMPTY;
+      this.inputs[i] = [];
+      this.steps[j] = ([a], b) => runSigned(a!, b, thr);
+      this.inputs[j] = [src.inputs[0]!];
+    });
+    // Fusion: an `add` whose only reader is a `channel_act` runs inside it (one pass, no sum array).
+    graph.nodes.forEach((n, j) => {
+      const v = n.inputs[0]!, i = v - 1, src = i >= 0 ? graph.nodes[i]! : null;
+      if (n.op !== 'channel_act' || !src || src.op !== 'add' || readers[v] !== 1 || v === graph.output) return;
+      const f = (key: string) => attr.f32(n, key);
+      const s = this.infos[v]!.shape, b0 = f('b0'), pos = f('pos'), neg = f('neg')!, b1 = f('b1');
+      this.steps[i] = () => EMPTY;
+      this.steps[j] = ([a, r], b) => k.channelAct(a!, b, s, b0, pos, neg, b1, r!);
+      this.inputs[j] = [...this.inputs[i]!];
+      this.inputs[i] = [];
+    });
     const last = new Array<number>(graph.nodes.length + 1).fill(-1);
-    graph.nodes.forEach((n, i) => n.inputs.forEach((v) => (last[v] = i)));
+    this.inputs.forEach((ins, i) => ins.forEach((v) => (last[v] = i)));
     last[graph.output] = graph.nodes.length;
     this.frees = graph.nodes.map(() => []);
     last.forEach((at, v) => { if (at >= 0 && at < graph.nodes.length) this.frees[at]!.push(v); });
@@ -71,7 +105,7 @@ export class InferenceModel {
     values[0] = input;
     for (let i = 0; i < this.steps.length; i++) {
       const node = this.graph.nodes[i]!;
-      values[i + 1] = this.steps[i]!(node.inputs.map((v) => values[v]!), n);
+      values[i + 1] = this.steps[i]!(this.inputs[i]!.map((v) => values[v]!), n);
       for (const v of this.frees[i]!) if (v !== this.graph.output) values[v] = null;
     }
     return values[this.graph.output]!;
@@ -91,7 +125,7 @@ export class InferenceModel {
 }
 
 /** Compile one node into a step (everything weight-dependent is computed here, once). */
-function prepare(node: GraphNode, x: ValueInfo, out: ValueInfo): Step {
+function prepare(node: GraphNode, x: ValueInfo, out: ValueInfo, onConvPlan: (plan: BinaryConvPlan) => void): Step {
   const f = (key: string) => attr.f32(node, key);
   const s = x.shape;
   switch (node.op) {
@@ -137,6 +171,7 @@ function prepare(node: GraphNode, x: ValueInfo, out: ValueInfo): Step {
           dilation: attr.ints(node, 'dilation'), groups: attr.int(node, 'groups'), pad: attr.float(node, 'pad')! },
         attr.tensor(node, 'weight')!.data as Uint32Array, transformOf(node),
       );
+      onConvPlan(plan);
       return ([a], n) => plan.run(a!, n);
     }
     case 'binary_dense': {

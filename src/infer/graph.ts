@@ -304,13 +304,16 @@ function binaryOutput(node: GraphNode, where: string, co: number): void {
   if (thr && (thr.data as Float32Array).some(Number.isNaN)) fail(`${where} attribute "thr"`, 'no NaN', 'NaN');
 }
 
-/** Elements the engine precomputes for a node at load time (infer/binary.ts): ±1 weights and a border map. */
+/**
+ * Elements the engine precomputes for a node at load time (infer/bconv.ts, infer/binary.ts), an
+ * upper bound: the weights in the kernel's layout (≤ Cout·K, the reference kernel's ±1 floats), the
+ * tap table (P·taps) and two border maps (Cout·P).
+ */
 export function loadTableElements(n: GraphNode, out: ValueInfo): number {
   if (n.op !== 'binary_conv2d') return 0;
-  const w = attr.tensor(n, 'weight')!;
+  const w = attr.tensor(n, 'weight')!, [kh, kw] = attr.ints(n, 'kernel');
   const co = w.shape[0]!, plane = out.shape[1]! * out.shape[2]!;
-  const pad = attr.float(n, 'pad')!, [ph, pw] = attr.ints(n, 'padding');
-  return co * w.shape[1]! * 32 + ((ph || pw) && pad !== 0 && pad !== 1 && pad !== -1 ? co * plane : 0);
+  return co * w.shape[1]! * 32 + plane * kh * kw + 2 * co * plane;
 }
 
 /** The unused high bits of each packed row must be 0 (one canonical encoding per weight). */

@@ -1,4 +1,5 @@
 import { backend } from '../core/tensor.js';
+import { nativeChannelAct } from '../backends/native/eltwise.js';
 
 /**
  * Float kernels of the inference engine, batched: every function takes per-sample shapes and a
@@ -25,12 +26,18 @@ export function scaleBias(x: Float32Array, n: number, shape: readonly number[], 
 
 /**
  * u = x + b0[c]; v = u >= 0 ? pos[c]·u : neg[c]·u; y = v + b1[c] (PReLU, RPReLU, Maxout; absent
- * b0/b1 = 0, absent pos = 1). Each step rounds to float32 as the training graph's ops do.
+ * b0/b1 = 0, absent pos = 1). Each step rounds to float32 as the training graph's ops do. With
+ * `residual`, x + residual (rounded) is activated: the engine's fused `add → channel_act`. The
+ * native addon's kernel computes the same float32 steps (no contraction), so results are equal.
  */
 export function channelAct(
   x: Float32Array, n: number, shape: readonly number[], b0: Float32Array | undefined, pos: Float32Array | undefined, neg: Float32Array, b1: Float32Array | undefined,
+  residual?: Float32Array,
 ): Float32Array {
-  const C = shape[0]!, m = inner(shape), y = new Float32Array(x.length);
+  const C = shape[0]!, m = inner(shape);
+  if (nativeChannelAct && backend().name.startsWith('native')) return nativeChannelAct(x, residual ?? null, n, C, m, b0 ?? null, pos ?? null, neg, b1 ?? null);
+  if (residual) x = add(x, residual);
+  const y = new Float32Array(x.length);
   const fr = Math.fround;
   for (let b = 0, i = 0; b < n; b++) {
     for (let c = 0; c < C; c++) {

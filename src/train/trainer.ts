@@ -12,6 +12,7 @@ import { createOptimizer, type Optimizer } from '../optim/index.js';
 import { constantLr, cosineLr, linearLr, stepLr, warmup, type LrSchedule } from '../optim/schedule.js';
 import { CIFAR10_MEAN, CIFAR10_STD, DataLoader, loadCifar10, loadMnist, MNIST_MEAN, MNIST_STD, type Dataset } from '../data/index.js';
 import { defaultCifar10Dir } from '../data/download.js';
+import { PrefetchLoader } from '../data/prefetch.js';
 import { loadCheckpoint, saveCheckpoint, writeFileAtomic, type CheckpointData } from './checkpoint.js';
 import { resolveConfig, type TrainConfig } from './config.js';
 import { loadTeacher, teacherLogits, trainingLoss, type Teacher } from './distill.js';
@@ -166,7 +167,10 @@ export function train(partial: Partial<TrainConfig>, opts: TrainOptions = {}): T
   const data = loadData(config);
   const norm = datasetNorm(config.dataset);
   const augment = config.dataset === 'cifar10' && config.augment ? { pad: 4, flip: true } : undefined;
-  const trainLoader = new DataLoader(data.train, { batchSize: config.batchSize, shuffle: true, normalize: norm, augment });
+  // Augmented batches are built in a worker (data/prefetch.ts): identical batches and rng use, the
+  // training thread only copies them.
+  const trainOpts = { batchSize: config.batchSize, shuffle: true, normalize: norm, augment };
+  const trainLoader = augment ? new PrefetchLoader(data.train, trainOpts) : new DataLoader(data.train, trainOpts);
   const testLoader = new DataLoader(data.test, { batchSize: Math.min(config.dataset === 'cifar10' ? 500 : 1000, data.test.count), shuffle: false, normalize: norm });
   const numBatches = trainLoader.numBatches;
   const totalSteps = config.epochs * numBatches;

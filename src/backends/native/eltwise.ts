@@ -19,6 +19,8 @@ export interface EltwiseAddon extends NativeAddon {
   binaryStridedF32(op: number, out: Float32Array, a: Float32Array, b: Float32Array,
     d0: number, d1: number, d2: number, sa0: number, sa1: number, sa2: number, sb0: number, sb1: number, sb2: number): void;
   clippedSteF32(out: Float32Array, g: Float32Array, x: Float32Array, clip: number): void;
+  channelActF32?(out: Float32Array, x: Float32Array, r: Float32Array | null, n: number, C: number, inner: number,
+    b0: Float32Array | null, pos: Float32Array | null, neg: Float32Array, b1: Float32Array | null): void;
   /** s when every value is ±s for one s > 0, else −1. */
   symmetricScaleF32(x: Float32Array): number;
 }
@@ -110,3 +112,18 @@ const addon = eltwiseAddon();
 
 /** The native elementwise kernels, or null when the addon is missing (the reference ones apply). */
 export const eltwiseKernels: EltwiseKernels | null = addon ? make(addon) : null;
+
+/**
+ * The inference engine's per-channel activation, natively: u = (x + r) + b0[c]; v = u >= 0 ?
+ * pos[c]·u : neg[c]·u; y = v + b1[c] over [n, C, inner] (r, b0, pos, b1 optional), rounding each
+ * step to float32 exactly as infer/kernels.ts channelAct does. Null without the addon (or an older one).
+ */
+export const nativeChannelAct:
+  | ((x: Float32Array, r: Float32Array | null, n: number, C: number, inner: number, b0: Float32Array | null, pos: Float32Array | null, neg: Float32Array, b1: Float32Array | null) => Float32Array)
+  | null = addon && typeof addon.channelActF32 === 'function'
+  ? (x, r, n, C, inner, b0, pos, neg, b1) => {
+      const out = new Float32Array(x.length);
+      addon.channelActF32!(out, x, r, n, C, inner, b0, pos, neg, b1);
+      return out;
+    }
+  : null;
