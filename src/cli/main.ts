@@ -138,6 +138,7 @@ program
   .argument('<checkpoint>', 'checkpoint file, or a run folder (its best.ckpt)')
   .option('-o, --output <file>', 'output file (default: next to the checkpoint, with the format\'s extension)')
   .addOption(new Option('--format <name>', 'output format').choices(['onebit', 'onnx', 'safetensors']).default('onebit'))
+  .option('--exact', '.onebit: reproduce the training graph bit for bit (batch norm kept as in training, no folding or threshold fusion; slower)', false)
   .action((ckpt, opts) => runExport(ckpt, opts));
 
 program

@@ -57,6 +57,13 @@ export interface ExportOptions {
   labels?: string[];
   /** Stored as-is in the file (JSON object). */
   metadata?: Record<string, unknown>;
+  /**
+   * Reproduce the training graph's eval-mode arithmetic bit for bit instead of folding: batch norm
+   * stays a `batch_norm` op computed as in training, nothing is folded or fused into thresholds
+   * (default false: folded, faster, logits equal up to float rounding — a value within rounding of
+   * a binarization threshold can then flip).
+   */
+  exact?: boolean;
   /** Fold per-channel scale/bias into the producing op (default true). */
   fold?: boolean;
   /** Fuse binary op → monotone chain → sign into thresholds (default true). */
@@ -111,6 +118,12 @@ function lower(b: Builder, m: Module, v: number, path: string): number {
     if (x.shape.length !== want || C !== m.numFeatures) fail(`exportModel: ${name} (${m.describe()})`, `an input of ${m.numFeatures} channels and rank ${want} per sample`, fmtShape(x.shape));
     const eps = m.opts.eps ?? 1e-5;
     const g = m.weight.f32(), be = m.bias.f32(), mu = m.runningMean.f32(), va = m.runningVar.f32();
+    if (b.exact) {
+      // The training graph's own arithmetic (ops/norm.ts): invStd rounded to float32, then batchNormApply.
+      const invStd = new Float32Array(C);
+      for (let c = 0; c < C; c++) invStd[c] = 1 / Math.sqrt(va[c]! + eps);
+      return b.emit('batch_norm', [v], { mean: f32(Float32Array.from(mu)), invStd: f32(invStd), gamma: f32(Float32Array.from(g)), beta: f32(Float32Array.from(be)) }, name);
+    }
     const scale = new Float32Array(C), bias = new Float32Array(C);
     for (let c = 0; c < C; c++) {
       const a = g[c]! / Math.sqrt(va[c]! + eps);
@@ -262,16 +275,17 @@ export function exportGraph(model: Module, opts: ExportOptions): OnebitGraph {
   model.eval();
   try {
     const b = new Builder(shape);
+    b.exact = opts.exact === true;
     b.output = lower(b, model, 0, '');
     const out = b.info(b.output);
     if (out.shape.length !== 1 || out.kind !== 'float') fail('exportModel', 'a model ending in logits [classes]', `an output of shape ${fmtShape(out.shape)}`);
     const classes = opts.classes ?? out.shape[0]!;
     if (classes !== out.shape[0]) fail('exportModel classes', `${out.shape[0]} (the model's output size)`, String(classes));
-    if (opts.fold !== false) {
+    if (opts.fold !== false && !b.exact) {
       foldScaleBias(b);
       foldScaleBiasForward(b);
     }
-    if (opts.fuseThresholds !== false) fuseThresholds(b);
+    if (opts.fuseThresholds !== false && !b.exact) fuseThresholds(b);
     const { nodes, output } = b.compact();
     return { inputShape: [...shape], classes, ...(opts.labels ? { labels: opts.labels } : {}), metadata: opts.metadata ?? {}, nodes, output };
   } finally {
@@ -298,11 +312,12 @@ function datasetIo(dataset: string): { inputShape: number[]; labels: string[] } 
  * (`preprocess`: pixels/255, then (x − mean[c]) / std[c]) that `predict` inputs must have.
  * Writes `out` atomically when given; returns the bytes and the graph.
  */
-export function exportCheckpoint(file: string, out?: string): { bytes: Uint8Array; graph: OnebitGraph } {
+export function exportCheckpoint(file: string, out?: string, opts: { exact?: boolean } = {}): { bytes: Uint8Array; graph: OnebitGraph } {
   const { config, model, meta } = loadTrainedModel(file);
   const io = datasetIo(config.dataset);
   const last = meta.history?.[meta.history.length - 1];
   const graph = exportGraph(model, {
+    exact: opts.exact === true,
     inputShape: io.inputShape,
     labels: io.labels,
     metadata: {

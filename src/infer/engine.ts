@@ -140,6 +140,8 @@ function prepare(node: GraphNode, x: ValueInfo, out: ValueInfo, onConvPlan: (pla
     }
     case 'scale_bias':
       return ([a], n) => k.scaleBias(a!, n, s, f('scale')!, f('bias')!);
+    case 'batch_norm':
+      return ([a], n) => k.batchNorm(a!, n, s, f('mean')!, f('invStd')!, f('gamma')!, f('beta')!);
     case 'channel_act':
       return ([a], n) => k.channelAct(a!, n, s, f('b0'), f('pos'), f('neg')!, f('b1'));
     case 'clamp': {

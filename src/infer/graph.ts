@@ -86,6 +86,7 @@ export const OPS = {
   },
   dense: { inputs: 1, attrs: { weight: f32t(), bias: f32t(true) } },
   scale_bias: { inputs: 1, attrs: { scale: f32t(), bias: f32t() } },
+  batch_norm: { inputs: 1, attrs: { mean: f32t(), invStd: f32t(), gamma: f32t(), beta: f32t() } },
   channel_act: { inputs: 1, attrs: { b0: f32t(true), pos: f32t(true), neg: f32t(), b1: f32t(true) } },
   clamp: { inputs: 1, attrs: { lo: { kind: 'float', optional: true }, hi: { kind: 'float', optional: true } } },
   add: { inputs: 2, attrs: {} },
@@ -228,6 +229,7 @@ export function inferNode(node: GraphNode, ins: ValueInfo[], where: string): Val
       return { kind: 'float', shape: [w.shape[0]!] };
     }
     case 'scale_bias':
+    case 'batch_norm':
     case 'channel_act':
     case 'levels':
     case 'sign':

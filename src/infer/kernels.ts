@@ -25,6 +25,15 @@ export function scaleBias(x: Float32Array, n: number, shape: readonly number[], 
 }
 
 /**
+ * Batch norm in eval mode exactly as the training graph computes it: the backend's batchNormApply
+ * (y = x·(invStd·γ) + (β − mean·invStd·γ), scale and shift in float64), so an `exact` export
+ * reproduces the training graph bit for bit.
+ */
+export function batchNorm(x: Float32Array, n: number, shape: readonly number[], mean: Float32Array, invStd: Float32Array, gamma: Float32Array, beta: Float32Array): Float32Array {
+  return backend().batchNormApply(x, [n, ...shape], mean, invStd, gamma, beta);
+}
+
+/**
  * u = x + b0[c]; v = u >= 0 ? pos[c]·u : neg[c]·u; y = v + b1[c] (PReLU, RPReLU, Maxout; absent
  * b0/b1 = 0, absent pos = 1). Each step rounds to float32 as the training graph's ops do. With
  * `residual`, x + residual (rounded) is activated: the engine's fused `add → channel_act`. The
@@ -115,12 +124,10 @@ export function repeatChannels(x: Float32Array, n: number, shape: readonly numbe
 
 /** Mean over H·W per channel: [C, H, W] → [C]. */
 export function globalAvgPool(x: Float32Array, n: number, shape: readonly number[]): Float32Array {
-  const C = shape[0]!, m = inner(shape), y = new Float32Array(n * C);
-  for (let r = 0; r < n * C; r++) {
-    let s = 0;
-    for (let i = r * m, e = i + m; i < e; i++) s += x[i]!;
-    y[r] = s / m;
-  }
+  // The training graph's mean over [2, 3]: the backend's sum (axis by axis), then / count in float32.
+  const m = inner(shape);
+  const y = backend().sum(x, [n, ...shape], [2, 3]);
+  for (let i = 0; i < y.length; i++) y[i]! /= m;
   return y;
 }
 
@@ -148,8 +155,8 @@ export function conv2d(
 export function dense(x: Float32Array, n: number, w: Float32Array, wShape: readonly number[], bias: Float32Array | undefined): Float32Array {
   const [O, I] = wShape as [number, number];
   const y = backend().matmul(x, w, n, I, O, false, true);
-  if (bias) for (let i = 0; i < n; i++) for (let o = 0; o < O; o++) y[i * O + o]! += bias[o]!;
-  return y;
+  // As the training graph's Linear: matmul, then the bias added in float32 (a broadcast add).
+  return bias ? backend().binary('add', y, [n, O], bias, [O], [n, O]) : y;
 }
 
 export function maxPool2d(x: Float32Array, n: number, shape: readonly number[], kernel: [number, number], stride: [number, number], padding: [number, number]): Float32Array {

@@ -16,6 +16,8 @@ export class Builder {
   readonly infos: ValueInfo[];
   readonly dead = new Set<number>();
   output = 0;
+  /** Lower for bit-exact parity with the training graph (ExportOptions.exact). */
+  exact = false;
 
   constructor(inputShape: number[]) {
     this.infos = [{ kind: 'float', shape: [...inputShape] }];
