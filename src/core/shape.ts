@@ -90,3 +90,18 @@ export function collapseBroadcast(aShape: readonly number[], bShape: readonly nu
   }
   return { dims, sa, sb };
 }
+
+/**
+ * collapseBroadcast padded on the left to exactly 3 dims (size 1, stride 0), or null when more
+ * than 3 remain: the form the fast broadcasting loops (ref binary3, native binaryStridedF32) take.
+ */
+export function collapseBroadcast3(aShape: readonly number[], bShape: readonly number[], outShape: readonly number[]): { dims: number[]; sa: number[]; sb: number[] } | null {
+  const c = collapseBroadcast(aShape, bShape, outShape);
+  if (c.dims.length > 3) return null;
+  while (c.dims.length < 3) {
+    c.dims.unshift(1);
+    c.sa.unshift(0);
+    c.sb.unshift(0);
+  }
+  return c;
+}

@@ -7,7 +7,7 @@
  */
 import type { Backend, BinaryKernel, Shape, UnaryKernel } from '../../core/backend.js';
 import { debugLog } from '../../core/debug.js';
-import { collapseBroadcast, shapesEqual, sizeOf } from '../../core/shape.js';
+import { collapseBroadcast3, shapesEqual, sizeOf } from '../../core/shape.js';
 import { binary as refBinary, unary as refUnary } from '../ref/elementwise.js';
 import { loadAddon, type NativeAddon } from './addon.js';
 
@@ -80,13 +80,8 @@ function make(addon: EltwiseAddon): EltwiseKernels {
       }
       const strided = STRIDED_OPS[op];
       if (strided !== undefined) {
-        const c = collapseBroadcast(aShape, bShape, outShape);
-        if (c.dims.length <= 3) {
-          while (c.dims.length < 3) {
-            c.dims.unshift(1);
-            c.sa.unshift(0);
-            c.sb.unshift(0);
-          }
+        const c = collapseBroadcast3(aShape, bShape, outShape);
+        if (c) {
           const out = new Float32Array(n);
           const [d, sa, sb] = [c.dims, c.sa, c.sb] as [number[], number[], number[]];
           addon.binaryStridedF32(strided, out, a, b, d[0]!, d[1]!, d[2]!, sa[0]!, sa[1]!, sa[2]!, sb[0]!, sb[1]!, sb[2]!);

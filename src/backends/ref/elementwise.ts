@@ -1,5 +1,5 @@
 import type { BinaryKernel, Shape, UnaryKernel } from '../../core/backend.js';
-import { broadcastStrides, collapseBroadcast, shapesEqual, sizeOf } from '../../core/shape.js';
+import { broadcastStrides, collapseBroadcast3, shapesEqual, sizeOf } from '../../core/shape.js';
 
 /** Reference elementwise kernels. Same-shape operands take a flat loop; others walk broadcast strides. */
 
@@ -40,13 +40,8 @@ export function binary(op: BinaryKernel, a: Float32Array, aShape: Shape, b: Floa
     else for (let i = 0; i < n; i++) out[i] = f(x, b[i]!);
     return out;
   }
-  const c = collapseBroadcast(aShape, bShape, outShape);
-  if (c.dims.length <= 3) {
-    while (c.dims.length < 3) {
-      c.dims.unshift(1);
-      c.sa.unshift(0);
-      c.sb.unshift(0);
-    }
+  const c = collapseBroadcast3(aShape, bShape, outShape);
+  if (c) {
     binary3(op, out, a, b, c.dims, c.sa, c.sb);
     return out;
   }
