@@ -429,3 +429,42 @@ test('exact export reproduces the training graph bit for bit (no margin needed: 
     assert.ok(Number.isFinite(d), `${what}: folded logits finite`);
   }
 });
+
+test('predict reuses freed arrays without corrupting results: repeated and interleaved calls give identical logits', () => {
+  manualSeed(11);
+  const cases: [Module, number[]][] = [
+    [resnet18(methodPreset('reactnet')), [3, 16, 16]], [resnet20(methodPreset('bireal')), [3, 16, 16]], [mnistModel('cnn', methodPreset('xnor')), [1, 28, 28]],
+  ];
+  for (const [model, inShape] of cases) {
+    randomizeForExport(model, randInput(4, inShape), [4, ...inShape]);
+    const m = loadModelSync(exportModel(model, { inputShape: inShape }));
+    const a = randInput(2, inShape), b = randInput(3, inShape);
+    const first = m.predict(a, [2, ...inShape]).slice();
+    m.predict(b, [3, ...inShape]);
+    const again = m.predict(a, [2, ...inShape]);
+    const inputCopy = a.slice();
+    m.predict(a, [2, ...inShape]);
+    assert.deepEqual(Array.from(again), Array.from(first));
+    assert.deepEqual(Array.from(a), Array.from(inputCopy), 'the caller\'s input is never overwritten');
+  }
+});
+
+test('predict never recycles an array another live value still holds (flatten passes its input through)', () => {
+  const t = (v: number[]): { dtype: 'f32'; shape: number[]; data: Float32Array } => ({ dtype: 'f32', shape: [v.length], data: Float32Array.from(v) });
+  // 1: act([2,2,2]) → A; 2: flatten(1) = A; 3: act(2) wants an array of A's length; 4: add(3, 2) still reads A.
+  const graph: OnebitGraph = {
+    inputShape: [2, 2, 2], classes: 8, metadata: {}, output: 4,
+    nodes: [
+      { op: 'channel_act', inputs: [0], attrs: { neg: t([0.5, 0.25]) } },
+      { op: 'flatten', inputs: [1], attrs: {} },
+      { op: 'channel_act', inputs: [2], attrs: { neg: t([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]), b1: t([1, 1, 1, 1, 1, 1, 1, 1]) } },
+      { op: 'add', inputs: [3, 2], attrs: {} },
+    ],
+  };
+  const m = loadModelSync(encodeOnebit(graph));
+  const x = Float32Array.of(1, -2, 3, -4, -1, 2, -3, 4);
+  const a = Array.from(x, (v, i) => (v >= 0 ? v : v * (i < 4 ? 0.5 : 0.25)));
+  const want = a.map((v, i) => Math.fround(Math.fround(v >= 0 ? v : Math.fround(v * [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8][i]!)) + 1) + v);
+  const got = Array.from(m.predict(x, [1, 2, 2, 2]));
+  for (let i = 0; i < 8; i++) assert.ok(Math.abs(got[i]! - want[i]!) < 1e-6, `[${i}] = ${got[i]}, want ${want[i]}`);
+});

@@ -28,12 +28,13 @@ export interface OutputTransform {
 
 /** A prepared binary conv: `run(t, n)` returns float outputs, or ±1 outputs when thresholds are set. */
 export interface BinaryConvPlan {
-  run(t: Float32Array, n: number): Float32Array;
+  /** `alloc` (optional) supplies a reusable output array of a given length. */
+  run(t: Float32Array, n: number, alloc?: (length: number) => Float32Array): Float32Array;
   /**
    * The same on sign(x − thr[c]) (the `sign` op before it fused in: x is that op's float input), when
    * the kernel can binarize on entry (the native prepared conv); absent otherwise.
    */
-  runSigned?(x: Float32Array, n: number, thr: Float32Array): Float32Array;
+  runSigned?(x: Float32Array, n: number, thr: Float32Array, alloc?: (length: number) => Float32Array): Float32Array;
 }
 
 /**
@@ -53,9 +54,11 @@ function nativePlan(g: BinaryConvGeom, bits: Uint32Array, tf: OutputTransform, k
   const prep = prepareBinaryConv2d(w, [g.Cout, Cg, g.kh, g.kw], [g.C, g.H, g.W], { stride: g.stride, padding: g.padding, dilation: g.dilation, groups: g.groups }, g.pad);
   if (!prep) return null;
   const [Ho, Wo] = convOut(g), P = Ho * Wo, Cog = g.Cout / g.groups;
-  const finish = (x: Float32Array, n: number, thr: Float32Array | null): Float32Array =>
-    tf.thr ? transform(prep.run(x, n, null, null, thr), null, n, g.Cout, P, Cog, g.groups, tf, null) : prep.run(x, n, tf.mul, tf.bias, thr);
-  return { run: (t, n) => finish(t, n, null), runSigned: (x, n, thr) => finish(x, n, thr) };
+  const finish = (x: Float32Array, n: number, thr: Float32Array | null, alloc?: (length: number) => Float32Array): Float32Array => {
+    const out = alloc?.(n * g.Cout * P);
+    return tf.thr ? transform(prep.run(x, n, null, null, thr, out), null, n, g.Cout, P, Cog, g.groups, tf, null) : prep.run(x, n, tf.mul, tf.bias, thr, out);
+  };
+  return { run: (t, n, alloc) => finish(t, n, null, alloc), runSigned: (x, n, thr, alloc) => finish(x, n, thr, alloc) };
 }
 
 /**

@@ -14,7 +14,15 @@ import * as k from './kernels.js';
  */
 
 /** One prepared node: computes its output for a batch of n from its inputs' data. */
-type Step = (ins: Float32Array[], n: number) => Float32Array;
+type Step = (ins: Float32Array[], n: number, alloc: Alloc) => Float32Array;
+
+/**
+ * An output array of `length` floats for a step that overwrites every element: one freed by an
+ * earlier step of the same `predict` call when one of that length is free, else a new one. Reusing
+ * them saves the page faults of fresh multi-hundred-kilobyte arrays (most of a batch-1 forward's
+ * elementwise time, measured).
+ */
+type Alloc = (length: number) => Float32Array;
 
 /** The placeholder output of a step that was fused into its reader. */
 const EMPTY = new Float32Array(0);
@@ -62,7 +70,7 @@ export class InferenceModel {
       const thr = attr.f32(src, 'thr')!, runSigned = plan.runSigned;
       this.steps[i] = () => EMPTY;
       this.inputs[i] = [];
-      this.steps[j] = ([a], b) => runSigned(a!, b, thr);
+      this.steps[j] = ([a], b, alloc) => runSigned(a!, b, thr, alloc);
       this.inputs[j] = [src.inputs[0]!];
     });
     // Fusion: an `add` whose only reader is a `channel_act` runs inside it (one pass, no sum array).
@@ -72,7 +80,7 @@ export class InferenceModel {
       const f = (key: string) => attr.f32(n, key);
       const s = this.infos[v]!.shape, b0 = f('b0'), pos = f('pos'), neg = f('neg')!, b1 = f('b1');
       this.steps[i] = () => EMPTY;
-      this.steps[j] = ([a, r], b) => k.channelAct(a!, b, s, b0, pos, neg, b1, r!);
+      this.steps[j] = ([a, r], b, alloc) => k.channelAct(a!, b, s, b0, pos, neg, b1, r!, alloc);
       this.inputs[j] = [...this.inputs[i]!];
       this.inputs[i] = [];
     });
@@ -102,11 +110,21 @@ export class InferenceModel {
     if (input.length > MAX_BATCH_ELEMENTS) fail('predict', `at most ${MAX_BATCH_ELEMENTS} input values per call`, `${input.length}`, 'Split the batch.');
     const n = input.length / per;
     const values: (Float32Array | null)[] = new Array(this.steps.length + 1).fill(null);
+    // Arrays freed by earlier steps, by length (never the caller's input, never the returned logits).
+    const pool = new Map<number, Float32Array[]>();
+    const alloc: Alloc = (length) => pool.get(length)?.pop() ?? new Float32Array(length);
     values[0] = input;
     for (let i = 0; i < this.steps.length; i++) {
       const node = this.graph.nodes[i]!;
-      values[i + 1] = this.steps[i]!(this.inputs[i]!.map((v) => values[v]!), n);
-      for (const v of this.frees[i]!) if (v !== this.graph.output) values[v] = null;
+      values[i + 1] = this.steps[i]!(this.inputs[i]!.map((v) => values[v]!), n, alloc);
+      for (const v of this.frees[i]!) {
+        if (v === this.graph.output) continue;
+        const a = values[v];
+        values[v] = null;
+        // Only arrays nothing else still holds (flatten passes its input through): not the caller's
+        // input, not another live value.
+        if (a && a.length && a !== input && !values.includes(a)) (pool.get(a.length) ?? pool.set(a.length, []).get(a.length)!).push(a);
+      }
     }
     return values[this.graph.output]!;
   }
@@ -143,7 +161,7 @@ function prepare(node: GraphNode, x: ValueInfo, out: ValueInfo, onConvPlan: (pla
     case 'batch_norm':
       return ([a], n) => k.batchNorm(a!, n, s, f('mean')!, f('invStd')!, f('gamma')!, f('beta')!);
     case 'channel_act':
-      return ([a], n) => k.channelAct(a!, n, s, f('b0'), f('pos'), f('neg')!, f('b1'));
+      return ([a], n, alloc) => k.channelAct(a!, n, s, f('b0'), f('pos'), f('neg')!, f('b1'), undefined, alloc);
     case 'clamp': {
       const lo = attr.float(node, 'lo') ?? -Infinity, hi = attr.float(node, 'hi') ?? Infinity;
       return ([a]) => k.clamp(a!, lo, hi);
@@ -174,7 +192,7 @@ function prepare(node: GraphNode, x: ValueInfo, out: ValueInfo, onConvPlan: (pla
         attr.tensor(node, 'weight')!.data as Uint32Array, transformOf(node),
       );
       onConvPlan(plan);
-      return ([a], n) => plan.run(a!, n);
+      return ([a], n, alloc) => plan.run(a!, n, alloc);
     }
     case 'binary_dense': {
       const plan = planBinaryDense(s[0]!, out.shape[0]!, attr.tensor(node, 'weight')!.data as Uint32Array, transformOf(node));

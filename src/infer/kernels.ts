@@ -41,10 +41,10 @@ export function batchNorm(x: Float32Array, n: number, shape: readonly number[], 
  */
 export function channelAct(
   x: Float32Array, n: number, shape: readonly number[], b0: Float32Array | undefined, pos: Float32Array | undefined, neg: Float32Array, b1: Float32Array | undefined,
-  residual?: Float32Array,
+  residual?: Float32Array, alloc?: (length: number) => Float32Array,
 ): Float32Array {
   const C = shape[0]!, m = inner(shape);
-  if (nativeChannelAct && backend().name.startsWith('native')) return nativeChannelAct(x, residual ?? null, n, C, m, b0 ?? null, pos ?? null, neg, b1 ?? null);
+  if (nativeChannelAct && backend().name.startsWith('native')) return nativeChannelAct(x, residual ?? null, n, C, m, b0 ?? null, pos ?? null, neg, b1 ?? null, alloc?.(x.length));
   if (residual) x = add(x, residual);
   const y = new Float32Array(x.length);
   const fr = Math.fround;

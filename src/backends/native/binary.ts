@@ -71,9 +71,10 @@ export const binaryKernels: Pick<Backend, 'bitpack' | 'binaryMatmul' | 'binaryCo
 export interface PreparedBinaryConv2d {
   /**
    * y = binaryConv2d(sign(x − thr[c]), w)·scale[co] + bias[co] for x `[N, C, H, W]` (C, H, W as
-   * prepared; any N). Without thr the bits are sign(x); scale and bias may be null.
+   * prepared; any N). Without thr the bits are sign(x); scale and bias may be null. Writes into
+   * `out` when it has the right length (every element is written), else a new array.
    */
-  run(x: Float32Array, n: number, scale: Float32Array | null, bias: Float32Array | null, thr?: Float32Array | null): Float32Array;
+  run(x: Float32Array, n: number, scale: Float32Array | null, bias: Float32Array | null, thr?: Float32Array | null, out?: Float32Array): Float32Array;
   readonly outShape: (n: number) => [number, number, number, number];
 }
 
@@ -96,9 +97,10 @@ export function prepareBinaryConv2d(
   const run = addon.binaryConv2dRun.bind(addon);
   return {
     outShape: (n) => [n, Cout, Ho, Wo],
-    run(x, n, scale, bias, thr) {
+    run(x, n, scale, bias, thr, given) {
       geom[0] = n;
-      const out = new Float32Array(n * Cout * Ho * Wo);
+      const len = n * Cout * Ho * Wo;
+      const out = given && given.length === len ? given : new Float32Array(len);
       run(out, x, prep.rows, prep.corr, prep.hasBorder, geom, scale, bias, thr ?? null);
       return out;
     },

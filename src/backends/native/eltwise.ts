@@ -111,13 +111,14 @@ export const eltwiseKernels: EltwiseKernels | null = addon ? make(addon) : null;
 /**
  * The inference engine's per-channel activation, natively: u = (x + r) + b0[c]; v = u >= 0 ?
  * pos[c]·u : neg[c]·u; y = v + b1[c] over [n, C, inner] (r, b0, pos, b1 optional), rounding each
- * step to float32 exactly as infer/kernels.ts channelAct does. Null without the addon (or an older one).
+ * step to float32 exactly as infer/kernels.ts channelAct does; into `out` when given (every element
+ * is written). Null without the addon (or an older one).
  */
 export const nativeChannelAct:
-  | ((x: Float32Array, r: Float32Array | null, n: number, C: number, inner: number, b0: Float32Array | null, pos: Float32Array | null, neg: Float32Array, b1: Float32Array | null) => Float32Array)
+  | ((x: Float32Array, r: Float32Array | null, n: number, C: number, inner: number, b0: Float32Array | null, pos: Float32Array | null, neg: Float32Array, b1: Float32Array | null, out?: Float32Array) => Float32Array)
   | null = addon && typeof addon.channelActF32 === 'function'
-  ? (x, r, n, C, inner, b0, pos, neg, b1) => {
-      const out = new Float32Array(x.length);
+  ? (x, r, n, C, inner, b0, pos, neg, b1, given) => {
+      const out = given && given.length === x.length ? given : new Float32Array(x.length);
       addon.channelActF32!(out, x, r, n, C, inner, b0, pos, neg, b1);
       return out;
     }
