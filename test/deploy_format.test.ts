@@ -240,6 +240,9 @@ function paths(v: unknown, prefix: (string | number)[] = [], out: (string | numb
   return out;
 }
 
+/** Seed of the fuzz runs whose outcome counts are asserted (see below). */
+const FUZZ_SEED = 20261124;
+
 test('format fuzz: random JSON edits (valid checksum) load or fail with one OnebitError — never a crash or hang', () => {
   const { json, blob } = split(BYTES);
   outcomes.loaded = outcomes.rejected = 0;
@@ -260,7 +263,9 @@ test('format fuzz: random JSON edits (valid checksum) load or fail with one Oneb
     const t0 = Date.now();
     loadOrOnebitError(container(JSON.stringify(j), blob));
     assert.ok(Date.now() - t0 < 2000, 'load + predict within 2 s');
-  }), { numRuns: 400 });
+  }), { numRuns: 400, seed: FUZZ_SEED });
+  // A fixed seed: the property holds for any seed, but how many random edits still load varies
+  // (2 of 400 in one CI run), so the non-vacuity count below is checked on a known sequence.
   assert.ok(outcomes.loaded >= 3 && outcomes.rejected > 100, `the edits reach both outcomes (${JSON.stringify(outcomes)})`);
   // Small integer edits of the geometry attributes: many stay valid, so the engine runs odd geometries.
   outcomes.loaded = outcomes.rejected = 0;
@@ -275,7 +280,7 @@ test('format fuzz: random JSON edits (valid checksum) load or fail with one Oneb
       o[p[p.length - 1]!] = value;
     }
     loadOrOnebitError(container(JSON.stringify(j), blob));
-  }), { numRuns: 300 });
+  }), { numRuns: 300, seed: FUZZ_SEED });
   assert.ok(outcomes.loaded >= 5, `geometry edits that load and run: ${JSON.stringify(outcomes)}`);
   // Entirely random JSON documents.
   fc.assert(fc.property(fc.jsonValue({ maxDepth: 4 }), (v) => {
