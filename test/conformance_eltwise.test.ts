@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import type { BinaryKernel, UnaryKernel } from '../src/core/backend.js';
 import { Rng } from '../src/core/rng.js';
 import { binary, unary } from '../src/backends/ref/elementwise.js';
-import { eltwiseAddon, eltwiseKernels, NATIVE_ELTWISE_MIN } from '../src/backends/native/eltwise.js';
+import { eltwiseAddon, eltwiseKernels, NATIVE_ELTWISE_MIN, nativeChannelAct } from '../src/backends/native/eltwise.js';
 import { clippedSteLoop } from '../src/quantizers/ste_sign.js';
 import { symmetricScaleLoop } from '../src/ops/binary_forward.js';
 
@@ -151,4 +151,22 @@ test('broadcasting binary kernels (collapsed to 3 dims) equal a naive oracle exa
       if (eltwiseKernels) assertSame(eltwiseKernels.binary(op, a, as, b, bs, os), want, `native ${op} ${JSON.stringify(as)}∘${JSON.stringify(bs)}`);
     }
   });
+});
+
+test('native channelAct (inference: residual add + per-channel PReLU/RPReLU/Maxout) equals the float32 TypeScript steps exactly', { skip: nativeChannelAct ? false : 'addon without channelActF32' }, () => {
+  for (const [n, C, inner] of [[1, 3, 5], [2, 64, 33], [1, 512, 16], [3, 7, 1]] as const) {
+    const x = values(n * C * inner, C), r = values(n * C * inner, C + 1);
+    const b0 = values(C, 2), pos = values(C, 3), neg = values(C, 4), b1 = values(C, 5);
+    for (const [withR, withB, withPos] of [[true, true, false], [false, false, false], [true, true, true], [false, true, true]]) {
+      const got = nativeChannelAct!(x, withR ? r : null, n, C, inner, withB ? b0 : null, withPos ? pos : null, neg, withB ? b1 : null);
+      const want = new Float32Array(x.length), fr = Math.fround;
+      for (let i = 0; i < x.length; i++) {
+        const c = Math.floor(i / inner) % C;
+        const v = withR ? fr(x[i]! + r[i]!) : x[i]!;
+        const u = fr(v + (withB ? b0[c]! : 0));
+        want[i] = fr(u >= 0 ? (withPos ? pos[c]! : 1) * u : neg[c]! * u) + (withB ? b1[c]! : 0);
+      }
+      assertSame(got, want, `channelAct n${n} C${C} inner${inner} r${withR} b${withB} pos${withPos}`);
+    }
+  }
 });

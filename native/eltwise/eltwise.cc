@@ -208,11 +208,18 @@ Napi::Value ChannelActF32(const Napi::CallbackInfo& info) {
     const float* xr = x + row * inner;
     const float* rr = r ? r + row * inner : nullptr;
     float* o = out + row * inner;
-    for (int64_t i = 0; i < inner; i++) {
-      const float v = rr ? xr[i] + rr[i] : xr[i];
-      const float u = v + s0;
-      const float w = u >= 0.f ? p * u : q * u;
-      o[i] = w + s1;
+    // Branch-free (a select of the slope, then one multiply) and the residual test hoisted, so the
+    // loops vectorize: with a data-dependent branch, mixed-sign inputs ran ~10x slower (measured).
+    if (rr) {
+      for (int64_t i = 0; i < inner; i++) {
+        const float u = (xr[i] + rr[i]) + s0;
+        o[i] = u * (u >= 0.f ? p : q) + s1;
+      }
+    } else {
+      for (int64_t i = 0; i < inner; i++) {
+        const float u = xr[i] + s0;
+        o[i] = u * (u >= 0.f ? p : q) + s1;
+      }
     }
   }
   return info.Env().Undefined();
