@@ -65,21 +65,16 @@ export async function ensureDataFor(dataset: string, dataDir: string | undefined
 
 /** The dataset a `train` invocation will use (from the checkpoint on --resume). */
 export function datasetOf(flags: TrainFlags): { dataset: string; dataDir?: string } {
-  if (flags.resume) {
-    const c = (loadCheckpoint(resolveCheckpoint(flags.resume)).meta as { config?: Partial<TrainConfig> }).config ?? {};
-    return { dataset: c.dataset ?? 'mnist', dataDir: c.dataDir };
-  }
+  if (flags.resume) return checkpointData(flags.resume);
   const { out: _o, resume: _r, force: _f, progress: _p, ...rest } = flags;
   const c = resolveConfig(rest);
   return { dataset: c.dataset, dataDir: c.dataDir };
 }
 
-/** Dataset and data folder stored in a checkpoint (or run folder's last.ckpt). */
-export function checkpointDataset(ckpt: string): string {
-  return ((loadCheckpoint(resolveCheckpoint(ckpt)).meta as { config?: Partial<TrainConfig> }).config?.dataset) ?? 'mnist';
-}
-export function checkpointDataDir(ckpt: string): string | undefined {
-  return ((loadCheckpoint(resolveCheckpoint(ckpt)).meta as { config?: Partial<TrainConfig> }).config?.dataDir) || undefined;
+/** Dataset and data folder stored in a checkpoint (or a run folder's last.ckpt). */
+export function checkpointData(ckpt: string): { dataset: string; dataDir?: string } {
+  const c = (loadCheckpoint(resolveCheckpoint(ckpt)).meta as { config?: Partial<TrainConfig> }).config ?? {};
+  return { dataset: c.dataset ?? 'mnist', dataDir: c.dataDir || undefined };
 }
 
 export function runTrain(flags: TrainFlags): void {

@@ -15,7 +15,7 @@ import '../index.js';
 import { OnebitError } from '../core/errors.js';
 import { methodNames } from '../models/methods.js';
 import { CHOICES, DEFAULT_CONFIG } from '../train/config.js';
-import { checkpointDataDir, checkpointDataset, datasetOf, ensureDataFor, explicitOptions, runEval, runSummary, runTrain } from './commands.js';
+import { checkpointData, datasetOf, ensureDataFor, explicitOptions, runEval, runSummary, runTrain } from './commands.js';
 import { runExperimentCommand } from '../experiment/command.js';
 import { runBench, runExport, runPredict } from './deploy.js';
 
@@ -86,7 +86,8 @@ program
   .argument('<checkpoint>', 'checkpoint file (last.ckpt, best.ckpt) or run folder')
   .option('--data-dir <dir>', 'folder with the dataset files (default: the one used in training)')
   .action(async (ckpt, opts) => {
-    await ensureDataFor(checkpointDataset(ckpt), opts.dataDir ?? checkpointDataDir(ckpt));
+    const d = checkpointData(ckpt);
+    await ensureDataFor(d.dataset, opts.dataDir ?? d.dataDir);
     runEval(ckpt, opts);
   });
 

@@ -64,18 +64,31 @@ export function borderSignSums(g: BinaryConvGeom, bits: Uint32Array): Float64Arr
   const stap = new Float64Array(g.Cout * taps); // Σ_c sign per (o, tap); weight bit (c, tap) = c·taps + tap
   for (let o = 0; o < g.Cout; o++) for (let c = 0; c < Cg; c++) for (let t = 0; t < taps; t++) stap[o * taps + t]! += signAt(bits, words, o, c * taps + t);
   const sout = new Float64Array(g.Cout * P);
+  const src = tapSources(g);
+  for (let p = 0; p < P; p++) {
+    for (let t = 0; t < taps; t++) {
+      if (src[p * taps + t]! >= 0) continue;
+      for (let o = 0; o < g.Cout; o++) sout[o * P + p]! += stap[o * taps + t]!;
+    }
+  }
+  return sout;
+}
+
+/** Per output pixel p and tap t (= i·kw + j): the input pixel read (ih·W + iw), or −1 outside the image. */
+export function tapSources(g: BinaryConvGeom): Int32Array {
+  const [Ho, Wo] = convOut(g), P = Ho * Wo, taps = g.kh * g.kw;
+  const src = new Int32Array(P * taps);
   for (let p = 0; p < P; p++) {
     const oh = Math.floor(p / Wo), ow = p % Wo;
     for (let i = 0; i < g.kh; i++) {
       const ih = oh * g.stride[0] - g.padding[0] + i * g.dilation[0];
       for (let j = 0; j < g.kw; j++) {
         const iw = ow * g.stride[1] - g.padding[1] + j * g.dilation[1];
-        if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) continue;
-        for (let o = 0; o < g.Cout; o++) sout[o * P + p]! += stap[o * taps + i * g.kw + j]!;
+        src[p * taps + i * g.kw + j] = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? ih * g.W + iw : -1;
       }
     }
   }
-  return sout;
+  return src;
 }
 
 /** The reference kernel: the backend's binaryConv2d on ±1 float weights unpacked once. */
@@ -102,18 +115,7 @@ export function packedConvKernel(g: BinaryConvGeom, bits: Uint32Array, kpad: num
   const groupW = Array.from({ length: G }, (_, gr) => wp.subarray(gr * Cog * rowWords, (gr + 1) * Cog * rowWords));
   const [Ho, Wo] = convOut(g), P = Ho * Wo, HW = g.H * g.W;
   const sout = kpad !== 1 ? borderSignSums(g, bits) : null;
-  // Per output pixel and tap: the input pixel read, or −1 outside the image.
-  const src = new Int32Array(P * taps);
-  for (let p = 0; p < P; p++) {
-    const oh = Math.floor(p / Wo), ow = p % Wo;
-    for (let i = 0; i < g.kh; i++) {
-      const ih = oh * g.stride[0] - g.padding[0] + i * g.dilation[0];
-      for (let j = 0; j < g.kw; j++) {
-        const iw = ow * g.stride[1] - g.padding[1] + j * g.dilation[1];
-        src[p * taps + i * g.kw + j] = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? ih * g.W + iw : -1;
-      }
-    }
-  }
+  const src = tapSources(g);
   return {
     run(t: Float32Array, n: number): Float32Array {
       const b = backend();
