@@ -30,6 +30,7 @@
           "sources": [
             "native/dnnl/dnnl_common.cc",
             "native/dnnl/conv2d.cc",
+            "native/dnnl/conv2d_prepared.cc",
             "native/dnnl/matmul.cc",
             "native/dnnl/batch_norm.cc",
             "native/dnnl/pool2d.cc",

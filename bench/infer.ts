@@ -14,11 +14,11 @@
  */
 import { Command } from 'commander';
 import * as ort from 'onnxruntime-node';
-import { manualSeed, noGrad, Tensor } from '../src/index.js';
+import { noGrad, Tensor } from '../src/index.js';
 import { loadAddon } from '../src/backends/native/addon.js';
 import { backend } from '../src/core/tensor.js';
 import { Rng } from '../src/core/rng.js';
-import { buildModel } from '../src/models/index.js';
+import { benchModel } from './models.js';
 import type { Module } from '../src/nn/module.js';
 import { exportModel } from '../src/deploy/export.js';
 import { exportOnnx } from '../src/deploy/onnx.js';
@@ -39,23 +39,7 @@ const batches = String(o.batches).split(',').map(Number);
 const threadList = String(o.threads).split(',').map(Number);
 const iters = Number(o.iters), rounds = Number(o.rounds);
 
-/** Random but realistic BN statistics and learnable parameters (a freshly built model has none). */
-function randomize(model: Module, seed: number): void {
-  const r = new Rng(seed);
-  for (const [name, t] of model.stateDict()) {
-    const d = t.f32();
-    if (/running_?var|runningVar/i.test(name)) for (let i = 0; i < d.length; i++) d[i] = 0.5 + r.next();
-    else if (/running_?mean|runningMean/i.test(name)) for (let i = 0; i < d.length; i++) d[i] = 0.2 * r.normal();
-  }
-}
-
-function build(method: string): Module {
-  manualSeed(0);
-  const m = buildModel({ dataset: 'cifar10', arch, method, hidden: 0 } as TrainConfig);
-  randomize(m, 1);
-  m.eval();
-  return m;
-}
+const build = (method: string): Module => benchModel(arch, method);
 
 const inShape = [3, 32, 32];
 const binModel = build(o.method);

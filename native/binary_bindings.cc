@@ -15,9 +15,15 @@
 //   binaryConv2dRun(out, x, rows, corr, hasBorder, geom, scale | null, bias | null, thr | null): prepared
 //       conv on the bits of sign(x − thr[c]) (sign(x) without thr), then out = out·scale[co] + bias[co]
 //       (inference; corr empty when no border correction)
+//   binaryConv2dCreate(w, geom, padValue) → handle: a prepared conv owned by the addon (packed
+//       weights, border corrections, im2col tables and a bit-plane workspace kept between runs;
+//       N in geom is ignored). Freed when the handle is garbage-collected.
+//   binaryConv2dExec(handle, out, x, n, scale | null, bias | null, thr | null): binaryConv2dRun with
+//       that handle for a batch of n (bit-identical results; nothing allocated per call)
 //
 // Sizes are checked here, once; the kernels trust them and return a status string, thrown here.
 #include <cstring>
+#include <new>
 #include <string>
 #include "bconv/bconv.h"
 #include "bgemm/bgemm.h"
@@ -210,6 +216,69 @@ Napi::Value BinaryConv2dRunBinding(const Napi::CallbackInfo& info) {
   return status.empty() ? info.Env().Undefined() : Fail(info.Env(), status);
 }
 
+// Marks the externals binaryConv2dCreate returns, so binaryConv2dExec rejects any other value.
+const napi_type_tag kPlanTag = {0x6f6e65626974ULL, 0x62636f6e76706c6eULL};
+
+// binaryConv2dCreate(w, geom, padValue) → handle (an External owning a BinaryConvPlan).
+Napi::Value BinaryConv2dCreateBinding(const Napi::CallbackInfo& info) {
+  const char* op = "binaryConv2dCreate";
+  const float* w;
+  size_t nw;
+  BinaryConvGeom g;
+  if (!GetArray(info, 0, napi_float32_array, w, nw) || !Geometry(info, 1, op, g)) return info.Env().Undefined();
+  if (info.Length() < 3 || !info[2].IsNumber()) return Fail(info.Env(), "binaryConv2dCreate: padValue must be a number");
+  if (!Length(info, op, "w", nw, g.Cout * g.Cg * g.kh * g.kw)) return info.Env().Undefined();
+  auto* plan = new (std::nothrow) BinaryConvPlan;
+  if (!plan) return Fail(info.Env(), "binaryConv2dCreate: out of memory");
+  const std::string status = CreateBinaryConvPlan(w, g, info[2].As<Napi::Number>().DoubleValue(), *plan);
+  if (!status.empty()) {
+    delete plan;
+    return Fail(info.Env(), status);
+  }
+  Napi::Env env = info.Env();
+  auto handle = Napi::External<BinaryConvPlan>::New(env, plan, [](Napi::Env, BinaryConvPlan* p) { delete p; });
+  if (napi_type_tag_object(env, handle, &kPlanTag) != napi_ok) return Fail(env, "binaryConv2dCreate: could not tag the handle");
+  return handle;
+}
+
+// binaryConv2dExec(handle, out, x, n, scale | null, bias | null, thr | null).
+Napi::Value BinaryConv2dExecBinding(const Napi::CallbackInfo& info) {
+  const char* op = "binaryConv2dExec";
+  Napi::Env env = info.Env();
+  bool tagged = false;
+  if (info.Length() < 1 || !info[0].IsExternal() || napi_check_object_type_tag(env, info[0], &kPlanTag, &tagged) != napi_ok ||
+      !tagged) {
+    return Fail(env, "binaryConv2dExec: argument 0 must be a handle from binaryConv2dCreate");
+  }
+  BinaryConvPlan& plan = *info[0].As<Napi::External<BinaryConvPlan>>().Data();
+  const float* x;
+  float* out;
+  size_t nx, nout;
+  int64_t n;
+  if (!GetArray(info, 1, napi_float32_array, out, nout) || !GetArray(info, 2, napi_float32_array, x, nx) ||
+      !Dim(info, 3, op, "n", n)) {
+    return env.Undefined();
+  }
+  const BinaryConvGeom& g = plan.g;
+  const float* affine[3] = {nullptr, nullptr, nullptr};  // scale, bias [Cout]; thr [C]
+  for (int k = 0; k < 3; k++) {
+    const size_t i = 4 + k;
+    if (info.Length() <= i || info[i].IsNull() || info[i].IsUndefined()) continue;
+    const float* p;
+    size_t len;
+    if (!GetArray(info, i, napi_float32_array, p, len) ||
+        !Length(info, op, k == 0 ? "scale" : k == 1 ? "bias" : "thr", len, k == 2 ? g.C : g.Cout)) {
+      return env.Undefined();
+    }
+    affine[k] = p;
+  }
+  if (!Length(info, op, "x", nx, n * g.C * g.H * g.W) || !Length(info, op, "out", nout, n * g.Cout * plan.tables.P)) {
+    return env.Undefined();
+  }
+  const std::string status = RunBinaryConvPlan(plan, x, n, affine[0], affine[1], affine[2], out);
+  return status.empty() ? env.Undefined() : Fail(env, status);
+}
+
 }  // namespace
 
 void RegisterBinaryKernels(Napi::Env env, Napi::Object exports) {
@@ -220,6 +289,8 @@ void RegisterBinaryKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("binaryConv2d", Napi::Function::New(env, BinaryConv2dBinding));
   exports.Set("binaryConv2dPrepare", Napi::Function::New(env, BinaryConv2dPrepareBinding));
   exports.Set("binaryConv2dRun", Napi::Function::New(env, BinaryConv2dRunBinding));
+  exports.Set("binaryConv2dCreate", Napi::Function::New(env, BinaryConv2dCreateBinding));
+  exports.Set("binaryConv2dExec", Napi::Function::New(env, BinaryConv2dExecBinding));
 }
 
 }  // namespace onebit

@@ -7,6 +7,10 @@
 //   conv2d(y F32, x F32, w F32, ...G)                      G = N, C, H, W, Cout, kh, kw, sh, sw, ph, pw, dh, dw, groups
 //   conv2dBackwardInput(dx F32, dy F32, w F32, ...G)       (dilation: 1 = dense, as in the Backend)
 //   conv2dBackwardFilter(dw F32, x F32, dy F32, ...G)
+//   conv2dCreate(w F32, bias F32 | null, ...G, layout?) → handle   inference conv prepared once (N in G
+//       ignored): weights copied and reordered once per primitive, bias fused; layout 0 auto (default),
+//       1 blocked with NCHW reorders, 2 plain NCHW (see native/dnnl/conv2d_prepared.cc). Freed by GC.
+//   conv2dExec(handle, y F32, x F32, n)                    y = conv(x, w) + bias for a batch of n
 //   matmul(c F32, a F32, b F32, m, k, n, transA, transB)
 //   batchNormStats(mean F32, variance F32, x F32, N, C, S)                        S = product of spatial dims
 //   batchNormApply(y F32, x F32, mean F32, invStd F32, gamma F32, beta F32, N, C, S)
@@ -85,6 +89,70 @@ Napi::Value ConvCommon(const Napi::CallbackInfo& info, ConvKind kind, const char
 Napi::Value Conv2d(const Napi::CallbackInfo& info) { return ConvCommon(info, ConvKind::kForward, "conv2d"); }
 Napi::Value Conv2dBackwardInput(const Napi::CallbackInfo& info) { return ConvCommon(info, ConvKind::kBackwardInput, "conv2dBackwardInput"); }
 Napi::Value Conv2dBackwardFilter(const Napi::CallbackInfo& info) { return ConvCommon(info, ConvKind::kBackwardFilter, "conv2dBackwardFilter"); }
+
+// Marks the externals conv2dCreate returns, so conv2dExec rejects any other value.
+const napi_type_tag kPreparedConvTag = {0x6f6e656269746463ULL, 0x6f6e767072657061ULL};
+
+// Geometry check shared with ConvCommon's: false with a JS error pending.
+bool ConvGeomOk(Napi::Env env, const ConvGeom& g, const char* fn) {
+  if (g.groups < 1 || g.C % g.groups != 0 || g.Cout % g.groups != 0 || g.sh < 1 || g.sw < 1 || g.dh < 1 || g.dw < 1 ||
+      g.C < 1 || g.H < 1 || g.W < 1 || g.kh < 1 || g.kw < 1) {
+    Fail(env, std::string(fn) + ": invalid geometry (positive sizes; groups must divide C and Cout; stride and dilation >= 1)");
+    return false;
+  }
+  if (g.H + 2 * g.ph - g.dh * (g.kh - 1) - 1 < 0 || g.W + 2 * g.pw - g.dw * (g.kw - 1) - 1 < 0) {
+    Fail(env, std::string(fn) + ": the dilated kernel is larger than the padded input");
+    return false;
+  }
+  return true;
+}
+
+Napi::Value Conv2dCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* fn = "conv2dCreate";
+  float *w, *bias = nullptr;
+  size_t nw, nb = 0;
+  if (!GetArray(info, 0, kF32, w, nw)) return env.Undefined();
+  const bool hasBias = info.Length() > 1 && !info[1].IsNull() && !info[1].IsUndefined();
+  if (hasBias && !GetArray(info, 1, kF32, bias, nb)) return env.Undefined();
+  int64_t v[14];
+  if (!GetInts(info, 2, 14, v, fn)) return env.Undefined();
+  ConvGeom g{0, v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13]};
+  if (!ConvGeomOk(env, g, fn)) return env.Undefined();
+  int64_t layout = 0;
+  if (info.Length() > 16 && !info[16].IsUndefined()) {
+    layout = GetInt(info, 16);
+    if (layout < 0 || layout > 2) return Fail(env, "conv2dCreate: layout must be 0 (auto), 1 (blocked) or 2 (plain)");
+  }
+  if (!CheckLen(env, fn, "w", nw, g.Cout * (g.C / g.groups) * g.kh * g.kw) || (hasBias && !CheckLen(env, fn, "bias", nb, g.Cout))) {
+    return env.Undefined();
+  }
+  PreparedConv2d* pc = nullptr;
+  const std::string status = CreatePreparedConv2d(g, w, bias, static_cast<int>(layout), pc);
+  if (!status.empty()) return Fail(env, status);
+  auto handle = Napi::External<PreparedConv2d>::New(env, pc, [](Napi::Env, PreparedConv2d* p) { DeletePreparedConv2d(p); });
+  if (napi_type_tag_object(env, handle, &kPreparedConvTag) != napi_ok) return Fail(env, "conv2dCreate: could not tag the handle");
+  return handle;
+}
+
+Napi::Value Conv2dExec(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* fn = "conv2dExec";
+  bool tagged = false;
+  if (info.Length() < 1 || !info[0].IsExternal() || napi_check_object_type_tag(env, info[0], &kPreparedConvTag, &tagged) != napi_ok ||
+      !tagged) {
+    return Fail(env, "conv2dExec: argument 0 must be a handle from conv2dCreate");
+  }
+  PreparedConv2d& pc = *info[0].As<Napi::External<PreparedConv2d>>().Data();
+  float *y, *x;
+  size_t ny, nx;
+  if (!GetArray(info, 1, kF32, y, ny) || !GetArray(info, 2, kF32, x, nx)) return env.Undefined();
+  int64_t n;
+  if (!GetInts(info, 3, 1, &n, fn)) return env.Undefined();
+  const ConvGeom& g = PreparedConv2dGeom(pc);
+  if (!CheckLen(env, fn, "x", nx, n * g.C * g.H * g.W) || !CheckLen(env, fn, "y", ny, n * g.Cout * g.Ho() * g.Wo())) return env.Undefined();
+  return Done(env, RunPreparedConv2d(pc, x, n, y));
+}
 
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -223,6 +291,8 @@ void RegisterDnnlKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("conv2d", Napi::Function::New(env, Conv2d, "conv2d"));
   exports.Set("conv2dBackwardInput", Napi::Function::New(env, Conv2dBackwardInput, "conv2dBackwardInput"));
   exports.Set("conv2dBackwardFilter", Napi::Function::New(env, Conv2dBackwardFilter, "conv2dBackwardFilter"));
+  exports.Set("conv2dCreate", Napi::Function::New(env, Conv2dCreate, "conv2dCreate"));
+  exports.Set("conv2dExec", Napi::Function::New(env, Conv2dExec, "conv2dExec"));
   exports.Set("matmul", Napi::Function::New(env, Matmul, "matmul"));
   exports.Set("batchNormStats", Napi::Function::New(env, BatchNormStatsB, "batchNormStats"));
   exports.Set("batchNormApply", Napi::Function::New(env, BatchNormApplyB, "batchNormApply"));

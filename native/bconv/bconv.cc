@@ -4,18 +4,25 @@
 //    the signs of w[co, :, i, j] (channel c → word c/32, bit c%32; tail bits 0). Kw = taps·Cw and
 //    the logical K = Cg·taps.
 // 2. Input → per (image, group) Cw bit planes of the zero-bordered image, [Cw][H+2ph][W+2pw]:
-//    border words are 0, i.e. +1 in every channel.
-// 3. Per (image, group, panel of `lanes` output pixels): bit-im2col = the variant's panel gather,
-//    bblk[k][l] = plane word under output pixel p0+l for patch word k, then the selected bgemm
-//    writes y[n, g·Cog .. , p0 .. p0+lanes) for all Cog output channels (rows of y are
-//    contiguous output pixels: NCHW directly, no transpose).
+//    border words are 0, i.e. +1 in every channel. Each interior word is built whole, 16 pixels at
+//    a time: the 32 channels' compares are shifted into two vector accumulators (no read-modify-
+//    write passes), so the interior needs no zero-fill; a prepared plan keeps the planes between
+//    runs and writes their zero border once.
+// 3. Per (image, group, panel of `lanes` output pixels, chunk of output channels): bit-im2col = the
+//    variant's panel gather, bblk[k][l] = plane word under output pixel p0+l for patch word k, then
+//    the selected bgemm writes y[n, co .. , p0 .. p0+lanes) for the chunk's output channels (rows
+//    of y are contiguous output pixels: NCHW directly, no transpose). The per-channel affine map
+//    (scale, bias) is applied in the GEMM epilogue, in registers, before the only store.
 // 4. Padding. Step 3 computed the conv with a +1 border. A border tap of output channel co adds
 //    S(co, t) = Σ_c sign(w[co, c, t]) = Cg − 2·popcount(A word(s) of tap t) there, while the
 //    contract wants padValue·S(co, t) (0: the tap contributes nothing; −1: −S). So output pixels
 //    whose window leaves the image get (padValue − 1)·Σ_{taps outside} S(co, t) added (in the GEMM
 //    epilogue, from a dense [Cout][P] table): exact, and nothing to do for padValue = +1.
-// Threads: the panels of all images are independent items (BgemmThreads decides, one OpenMP team,
-// dynamic chunks).
+// Threads: one OpenMP team per run (BgemmThreads decides) does step 2 (static split over plane
+// words and pixel ranges) and, after its barrier, step 3 (dynamic chunks of items). Items are
+// split over output-channel chunks too when there are few panels (small images at batch 1), so
+// both threads get work and a preempted thread does not hold the other up.
+#include <immintrin.h>
 #include <omp.h>
 #include <algorithm>
 #include <new>
@@ -27,14 +34,56 @@
 namespace onebit {
 namespace {
 
-// dst[i] |= bit for every src[i] < 0 (vectorized by g++; the AVX2 clone packs 8 floats per op).
-ONEBIT_CLONES void OrSignBits(const float* src, int64_t n, uint32_t bit, uint32_t* dst) {
-  for (int64_t i = 0; i < n; i++) dst[i] |= src[i] < 0.0f ? bit : 0u;
+const float kZeroThr[32] = {};
+
+// Plane words for pixels [p0, p1) of one plane word (channels c0 .. c0+nj−1, nj ≤ 32, read from
+// xc = x + c0·HW with channel stride HW): word(p) bit j = xc[j·HW + p] < thr[j] (thr = zeros for
+// plain signs; ordered compare: −0 and NaN give 0). dst = the plane's interior origin (row stride
+// Wp); pixel p = h·W + w goes to dst[h·Wp + w].
+void PackScalar(const float* xc, int64_t HW, int nj, const float* thr, int64_t p0, int64_t p1, int64_t W, int64_t Wp,
+                uint32_t* dst) {
+  for (int64_t p = p0; p < p1; p++) {
+    uint32_t word = 0;
+    for (int j = nj - 1; j >= 0; j--) word = (word << 1) | (xc[j * HW + p] < thr[j] ? 1u : 0u);
+    dst[(p / W) * Wp + p % W] = word;
+  }
 }
 
-// dst[i] |= bit for every src[i] < thr: the bit of sign(src − thr) (x − t < 0 ⟺ x < t in IEEE floats).
-ONEBIT_CLONES void OrBelowBits(const float* src, int64_t n, float thr, uint32_t bit, uint32_t* dst) {
-  for (int64_t i = 0; i < n; i++) dst[i] |= src[i] < thr ? bit : 0u;
+__attribute__((target("avx2"))) void PackAvx2(const float* xc, int64_t HW, int nj, const float* thr, int64_t p0,
+                                              int64_t p1, int64_t W, int64_t Wp, uint32_t* dst) {
+  int64_t p = p0;
+  for (; p + 16 <= p1; p += 16) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+    for (int j = nj - 1; j >= 0; j--) {  // bit j last-shifted-in ends at position j
+      const float* s = xc + j * HW + p;
+      const __m256 t = _mm256_broadcast_ss(thr + j);
+      const __m256i m0 = _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(s), t, _CMP_LT_OQ));
+      const __m256i m1 = _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(s + 8), t, _CMP_LT_OQ));
+      a0 = _mm256_sub_epi32(_mm256_add_epi32(a0, a0), m0);  // 2a + 1 where the mask is −1
+      a1 = _mm256_sub_epi32(_mm256_add_epi32(a1, a1), m1);
+    }
+    const int64_t h = p / W, w = p - h * W;
+    if (w + 16 <= W) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + h * Wp + w), a0);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + h * Wp + w + 8), a1);
+    } else {  // the 16 pixels span rows
+      alignas(32) uint32_t tmp[16];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), a0);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(tmp + 8), a1);
+      int64_t hh = h, ww = w;
+      for (int k = 0; k < 16; k++) {
+        dst[hh * Wp + ww] = tmp[k];
+        if (++ww == W) ww = 0, hh++;
+      }
+    }
+  }
+  if (p < p1) PackScalar(xc, HW, nj, thr, p, p1, W, Wp, dst);
+}
+
+using PackFn = void (*)(const float*, int64_t, int, const float*, int64_t, int64_t, int64_t, int64_t, uint32_t*);
+PackFn SelectedPack() {
+  static const PackFn f = __builtin_cpu_supports("avx2") ? PackAvx2 : PackScalar;  // both exact: same bits
+  return f;
 }
 
 // Steps 1 and 4 (set-up) above: the weights in the selected variant's row layout, and the border
@@ -92,73 +141,124 @@ std::string Prepare(const float* w, const BinaryConvGeom& g, double padValue, Pr
   return "";
 }
 
-// Steps 2 and 3 above, with prepared weights; the input's bits are sign(x − thr[c]) when thr is
-// given (a learnable activation threshold folded in); then y = y·scale[co] + bias[co] when given.
-std::string Run(const float* x, const uint32_t* rows, const float* corr, const uint8_t* hasBorder, const BinaryConvGeom& g,
-                const float* scale, const float* bias, float* y, const float* thr = nullptr) {
-  const int64_t Ho = BinaryConvHo(g), Wo = BinaryConvWo(g), P = Ho * Wo;
-  if (Ho < 1 || Wo < 1) return "binaryConv2d: the kernel does not fit the padded input";
-  const int64_t taps = g.kh * g.kw, Cw = WordsFor(g.Cg), Kw = taps * Cw, K = g.Cg * taps;
-  const int64_t Cog = g.Cout / g.groups, Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, plane = Hp * Wp;
-  if (Cw * plane >= (int64_t{1} << 31) || Kw >= (int64_t{1} << 31)) return "binaryConv2d: input too large";
-  if (g.N == 0 || g.Cout == 0) return "";
-
-  // 2. Input bit planes [N][groups][Cw][Hp][Wp].
-  const int64_t images = g.N * g.groups;
-  std::vector<uint32_t> xb(images * Cw * plane, 0u);
-  const int packThreads = images * g.Cg * g.H * g.W >= (int64_t{1} << 20) ? omp_get_max_threads() : 1;
-#pragma omp parallel for num_threads(packThreads) schedule(static) if (packThreads > 1)
-  for (int64_t ng = 0; ng < images; ng++) {
-    const int64_t n = ng / g.groups, gr = ng % g.groups;
-    for (int64_t c = 0; c < g.Cg; c++) {
-      const float* src = x + ((n * g.C + gr * g.Cg + c) * g.H) * g.W;
-      uint32_t* dst = xb.data() + (ng * Cw + c / 32) * plane + g.ph * Wp + g.pw;
-      if (thr) {
-        for (int64_t h = 0; h < g.H; h++) OrBelowBits(src + h * g.W, g.W, thr[gr * g.Cg + c], 1u << (c % 32), dst + h * Wp);
-      } else {
-        for (int64_t h = 0; h < g.H; h++) OrSignBits(src + h * g.W, g.W, 1u << (c % 32), dst + h * Wp);
-      }
-    }
-  }
-
-  // 3. Panels.
-  const BgemmVariant& v = BgemmSelected();
-  const int lanes = v.lanes;
-  const size_t lda = Kw * v.split;
-  std::vector<int32_t> toff(Kw), poff(P);
+// The geometry's tables (see BinaryConvTables); hasBorder [P] may be null (no border corrections).
+std::string MakeTables(const BinaryConvGeom& g, const BgemmVariant& v, const uint8_t* hasBorder, BinaryConvTables& t) {
+  t.Ho = BinaryConvHo(g);
+  t.Wo = BinaryConvWo(g);
+  t.P = t.Ho * t.Wo;
+  if (t.Ho < 1 || t.Wo < 1) return "binaryConv2d: the kernel does not fit the padded input";
+  t.taps = g.kh * g.kw;
+  t.Cw = WordsFor(g.Cg);
+  t.Kw = t.taps * t.Cw;
+  t.K = g.Cg * t.taps;
+  t.Cog = g.Cout / g.groups;
+  t.Hp = g.H + 2 * g.ph;
+  t.Wp = g.W + 2 * g.pw;
+  t.plane = t.Hp * t.Wp;
+  if (t.Cw * t.plane >= (int64_t{1} << 31) || t.Kw >= (int64_t{1} << 31)) return "binaryConv2d: input too large";
+  t.toff.assign(t.Kw, 0);
   for (int64_t i = 0; i < g.kh; i++) {
     for (int64_t j = 0; j < g.kw; j++) {
-      for (int64_t cw = 0; cw < Cw; cw++) toff[(i * g.kw + j) * Cw + cw] = cw * plane + i * g.dh * Wp + j * g.dw;
+      for (int64_t cw = 0; cw < t.Cw; cw++) {
+        t.toff[(i * g.kw + j) * t.Cw + cw] = static_cast<int32_t>(cw * t.plane + i * g.dh * t.Wp + j * g.dw);
+      }
     }
   }
-  const int64_t panels = (P + lanes - 1) / lanes, items = images * panels;
-  poff.resize(panels * lanes, 0);  // the gather reads `lanes` offsets per panel
-  for (int64_t p = 0; p < P; p++) poff[p] = (p / Wo) * g.sh * Wp + (p % Wo) * g.sw;
-  const int threads = BgemmThreads(v, 2.0 * g.N * g.Cout * P * K, items);
-  const int64_t slice = (Kw * lanes * v.split + 15) / 16 * 16;
+  const int lanes = v.lanes;
+  t.panels = (t.P + lanes - 1) / lanes;
+  t.poff.assign(t.panels * lanes, 0);  // the gather reads `lanes` offsets per panel
+  for (int64_t oh = 0, p = 0; oh < t.Ho; oh++) {
+    for (int64_t ow = 0; ow < t.Wo; ow++, p++) t.poff[p] = static_cast<int32_t>(oh * g.sh * t.Wp + ow * g.sw);
+  }
+  t.panelBorder.assign(t.panels, 0);
+  if (hasBorder) {
+    for (int64_t p = 0; p < t.P; p++) t.panelBorder[p / lanes] |= hasBorder[p];
+  }
+  return "";
+}
+
+// Steps 2 and 3 above for a batch of N: xb holds N·groups·Cw planes whose borders are zero (their
+// interiors are overwritten here); the input's bits are sign(x − thr[c]) when thr is given (a
+// learnable activation threshold folded in); then y = y·scale[co] + bias[co] when given.
+std::string Execute(const float* x, int64_t N, const uint32_t* rows, const float* corr, const BinaryConvGeom& g,
+                    const BinaryConvTables& t, uint32_t* xb, const float* scale, const float* bias, const float* thr,
+                    float* y) {
+  if (N == 0 || g.Cout == 0) return "";
+  const BgemmVariant& v = BgemmSelected();
+  const int lanes = v.lanes;
+  const size_t lda = t.Kw * v.split;
+  const int64_t images = N * g.groups, HW = g.H * g.W, P = t.P, Cog = t.Cog, panels = t.panels;
+
+  // Items: (image·group, panel, chunk of output channels), chunks fastest (a thread's consecutive
+  // items share the gathered panel). Few panels (batch 1, small images): chunks of ≥ 16 channels
+  // until there are ~8 items per thread.
+  const int maxThreads = std::max(1, omp_get_max_threads());
+  int64_t chunks = 1;
+  if (maxThreads > 1 && images * panels < 8 * maxThreads) {
+    chunks = std::min<int64_t>((8 * maxThreads + images * panels - 1) / (images * panels), std::max<int64_t>(1, Cog / 16));
+  }
+  int64_t rowChunk = (Cog + chunks - 1) / chunks;
+  rowChunk = std::min(Cog, (rowChunk + 7) / 8 * 8);  // whole tiles (4 rows avx2, 8 avx512)
+  chunks = (Cog + rowChunk - 1) / rowChunk;
+  const int64_t items = images * panels * chunks;
+  const int threads = BgemmThreads(v, 2.0 * N * g.Cout * P * t.K, items);
+
+  // Packing units: (image·group, plane word, pixel range), ≥ 2 per thread.
+  int64_t pchunks = 1;
+  if (threads > 1 && images * t.Cw < 2 * threads) pchunks = (2 * threads + images * t.Cw - 1) / (images * t.Cw);
+  int64_t pchunk = (HW + pchunks - 1) / pchunks;
+  pchunk = (pchunk + 15) / 16 * 16;
+  pchunks = (HW + pchunk - 1) / pchunk;
+  const int64_t packUnits = images * t.Cw * pchunks;
+  const PackFn pack = SelectedPack();
+
+  const int64_t slice = (t.Kw * lanes * v.split + 15) / 16 * 16;
   AlignedWords scratch(threads * slice);
   if (!scratch.ok()) return "binaryConv2d: out of memory for the panel scratch";
-  const int64_t grain = std::max<int64_t>(1, items / (int64_t{16} * threads));
-#pragma omp parallel for num_threads(threads) schedule(dynamic, grain) if (threads > 1)
-  for (int64_t t = 0; t < items; t++) {
-    const int64_t ng = t / panels, n = ng / g.groups, gr = ng % g.groups, p0 = (t % panels) * lanes;
-    const int nl = static_cast<int>(std::min<int64_t>(lanes, P - p0));
+  const int64_t grain = std::max<int64_t>(1, items / (int64_t{8} * threads));
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+#pragma omp for schedule(static)
+    for (int64_t u = 0; u < packUnits; u++) {
+      const int64_t pc = u % pchunks, rest = u / pchunks, cw = rest % t.Cw, ng = rest / t.Cw;
+      const int64_t n = ng / g.groups, gr = ng % g.groups, c0 = gr * g.Cg + cw * 32;
+      const int nj = static_cast<int>(std::min<int64_t>(32, g.Cg - cw * 32));
+      const int64_t p0 = pc * pchunk, p1 = std::min(HW, p0 + pchunk);
+      pack(x + (n * g.C + c0) * HW, HW, nj, thr ? thr + c0 : kZeroThr, p0, p1, g.W, t.Wp,
+           xb + (ng * t.Cw + cw) * t.plane + g.ph * t.Wp + g.pw);
+    }
+    // (implicit barrier: every plane is complete)
     uint32_t* panel = scratch.data() + omp_get_thread_num() * slice;
-    v.gather(xb.data() + ng * Cw * plane, poff.data() + p0, toff.data(), static_cast<int>(Kw), nl, panel);
-    const bool border = corr && std::any_of(hasBorder + p0, hasBorder + p0 + nl, [](uint8_t f) { return f; });
-    float* yp = y + (n * g.Cout + gr * Cog) * P + p0;
-    const BgemmOut out{yp, static_cast<size_t>(P), border ? corr + gr * Cog * P + p0 : nullptr, static_cast<size_t>(P)};
-    v.block(rows + gr * Cog * lda, lda, static_cast<int>(Cog), panel, static_cast<int>(Kw), static_cast<int>(K), out,
-            nl);
-    if (scale || bias) {  // the output transform while the panel's rows are still in cache
-      for (int64_t m = 0; m < Cog; m++) {
-        const float s = scale ? scale[gr * Cog + m] : 1.0f, b = bias ? bias[gr * Cog + m] : 0.0f;
-        float* r = yp + m * P;
-        for (int l = 0; l < nl; l++) r[l] = r[l] * s + b;
+    int64_t gathered = -1;
+#pragma omp for schedule(dynamic, grain) nowait
+    for (int64_t it = 0; it < items; it++) {
+      const int64_t chunk = it % chunks, pi = it / chunks, ng = pi / panels, pn = pi % panels;
+      const int64_t n = ng / g.groups, gr = ng % g.groups, p0 = pn * lanes;
+      const int nl = static_cast<int>(std::min<int64_t>(lanes, P - p0));
+      if (pi != gathered) {
+        v.gather(xb + ng * t.Cw * t.plane, t.poff.data() + p0, t.toff.data(), static_cast<int>(t.Kw), nl, panel);
+        gathered = pi;
       }
+      const int64_t m0 = chunk * rowChunk, co = gr * Cog + m0;
+      const int mr = static_cast<int>(std::min(rowChunk, Cog - m0));
+      const bool border = corr && t.panelBorder[pn];
+      const BgemmOut out{y + (n * g.Cout + co) * P + p0, static_cast<size_t>(P), border ? corr + co * P + p0 : nullptr,
+                         static_cast<size_t>(P), scale ? scale + co : nullptr, bias ? bias + co : nullptr};
+      v.block(rows + co * lda, lda, mr, panel, static_cast<int>(t.Kw), static_cast<int>(t.K), out, nl);
     }
   }
   return "";
+}
+
+// One run without a plan: the tables and zero-bordered planes made for this call.
+std::string Run(const float* x, const uint32_t* rows, const float* corr, const uint8_t* hasBorder, const BinaryConvGeom& g,
+                const float* scale, const float* bias, float* y, const float* thr = nullptr) {
+  BinaryConvTables t;
+  const std::string status = MakeTables(g, BgemmSelected(), corr ? hasBorder : nullptr, t);
+  if (!status.empty()) return status;
+  if (g.N == 0 || g.Cout == 0) return "";
+  std::vector<uint32_t> xb(g.N * g.groups * t.Cw * t.plane, 0u);
+  return Execute(x, g.N, rows, corr, g, t, xb.data(), scale, bias, thr, y);
 }
 
 }  // namespace
@@ -197,6 +297,37 @@ std::string BinaryConv2d(const float* x, const float* w, const BinaryConvGeom& g
     return Run(x, prep.rows.data(), prep.corr.empty() ? nullptr : prep.corr.data(), prep.hasBorder.data(), g, nullptr, nullptr, y);
   } catch (const std::bad_alloc&) {  // the std::vector work buffers; nothing else throws
     return "binaryConv2d: out of memory for the packed buffers";
+  }
+}
+
+std::string CreateBinaryConvPlan(const float* w, const BinaryConvGeom& g, double padValue, BinaryConvPlan& plan) {
+  try {
+    plan.g = g;
+    plan.g.N = 0;
+    plan.xb.clear();
+    plan.xbImages = 0;
+    std::string status = Prepare(w, g, padValue, plan.prep);
+    if (!status.empty()) return status;
+    return MakeTables(g, BgemmSelected(), plan.prep.corr.empty() ? nullptr : plan.prep.hasBorder.data(), plan.tables);
+  } catch (const std::bad_alloc&) {
+    return "binaryConv2d: out of memory for the packed weights";
+  }
+}
+
+std::string RunBinaryConvPlan(BinaryConvPlan& plan, const float* x, int64_t N, const float* scale, const float* bias,
+                              const float* thr, float* y) {
+  try {
+    BinaryConvGeom g = plan.g;
+    g.N = N;
+    const int64_t images = N * g.groups;
+    if (images > plan.xbImages) {  // zero borders written once per size; interiors rewritten by every run
+      plan.xb.assign(images * plan.tables.Cw * plan.tables.plane, 0u);
+      plan.xbImages = images;
+    }
+    const float* corr = plan.prep.corr.empty() ? nullptr : plan.prep.corr.data();
+    return Execute(x, N, plan.prep.rows.data(), corr, g, plan.tables, plan.xb.data(), scale, bias, thr, y);
+  } catch (const std::bad_alloc&) {
+    return "binaryConv2d: out of memory for the bit planes";
   }
 }
 

@@ -44,4 +44,30 @@ std::string RunBinaryConv2dRaw(const float* x, const uint32_t* rows, const float
                                const BinaryConvGeom& g, const float* scale, const float* bias, float* y,
                                const float* thr = nullptr);
 
+// What a run derives from the geometry alone (N aside) and the selected GEMM variant: the
+// bit-im2col offsets (toff: patch word → plane offset; poff: output pixel → plane offset, padded
+// to whole panels), which panels touch the border, and the output-channel chunking.
+struct BinaryConvTables {
+  int64_t Ho = 0, Wo = 0, P = 0, taps = 0, Cw = 0, Kw = 0, K = 0, Cog = 0, Hp = 0, Wp = 0, plane = 0, panels = 0;
+  std::vector<int32_t> toff, poff;
+  std::vector<uint8_t> panelBorder;  // [panels]: 1 when some pixel of the panel reads the border
+};
+
+// A prepared conv that owns everything a forward pass needs besides x and y (the handle the N-API
+// binding gives JavaScript): packed weights, border corrections, the tables, and a bit-plane
+// workspace (grown to the largest batch seen; its zero border is written once, the interior is
+// fully rewritten by every run). Not safe to run from two threads at once.
+struct BinaryConvPlan {
+  BinaryConvGeom g{};  // g.N unused
+  PreparedBinaryConv prep;
+  BinaryConvTables tables;
+  std::vector<uint32_t> xb;
+  int64_t xbImages = 0;
+};
+std::string CreateBinaryConvPlan(const float* w, const BinaryConvGeom& g, double padValue, BinaryConvPlan& plan);
+// y [N, Cout, Ho, Wo] = conv(sign(x − thr[c]), sign(w))·scale[co] + bias[co] for x [N, C, H, W]
+// (thr, scale, bias each optional, as RunBinaryConv2dRaw). Bit-identical to RunBinaryConv2dRaw.
+std::string RunBinaryConvPlan(BinaryConvPlan& plan, const float* x, int64_t N, const float* scale, const float* bias,
+                              const float* thr, float* y);
+
 }  // namespace onebit

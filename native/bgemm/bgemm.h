@@ -27,16 +27,20 @@ namespace onebit {
 
 // Where a panel's results go: row m, column l of the panel is c[m * ldc + l], plus
 // add[m * ldadd + l] when `add` is set (the conv's exact border correction, applied in registers
-// before the store instead of a read-modify-write pass over y).
+// before the store instead of a read-modify-write pass over y), then times scale[m] when `scale`
+// is set, then plus bias[m] when `bias` is set (the inference engine's per-channel affine map:
+// float32 multiply, then float32 add, never contracted into an FMA).
 struct BgemmOut {
   float* c;
   size_t ldc;
   const float* add;  // may be null
   size_t ldadd;
+  const float* scale = nullptr;  // [M] or null
+  const float* bias = nullptr;   // [M] or null
 };
 
 // One panel: out row m, column l = K − 2·Σ_{w < kw} popcount(a[m * lda + w] ^ bblk[w * lanes + l])
-// (+ add) for m < M, l < nl (nl ≤ lanes; the panel still holds `lanes` columns, the extra ones
+// (+ add, · scale, + bias) for m < M, l < nl (nl ≤ lanes; the panel still holds `lanes` columns, the extra ones
 // unread or ignored). a rows, c and add may be unaligned (JS memory). For a variant with
 // split = 2, a and bblk are in the nibble-split layout made by SplitRows / the variant's gather
 // (each word w stored as the pair w & 0x0f0f0f0f, (w >> 4) & 0x0f0f0f0f; lda counts those words).

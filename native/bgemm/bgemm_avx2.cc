@@ -19,7 +19,8 @@ constexpr int kByteSteps = 31;  // 31 · 8 = 248 ≤ 255
 template <int R>
 __attribute__((target("avx2"), always_inline)) inline void Tile(const uint32_t* a, size_t lda, const uint32_t* bblk,
                                                                 int kw, int K, float* c, size_t ldc, const float* add,
-                                                                size_t ldadd, int nl) {
+                                                                size_t ldadd, const float* scale, const float* bias,
+                                                                int nl) {
   const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
                                        0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
   __m256i acc[R];
@@ -54,11 +55,12 @@ __attribute__((target("avx2"), always_inline)) inline void Tile(const uint32_t* 
 #pragma GCC unroll 8
   for (int r = 0; r < R; r++) {
     __m256 y = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_sub_epi32(kv, acc[r]), acc[r]));  // K − 2·acc
+    if (add) y = _mm256_add_ps(y, nl == kLanes ? _mm256_loadu_ps(add + r * ldadd) : _mm256_maskload_ps(add + r * ldadd, mask));
+    if (scale) y = _mm256_mul_ps(y, _mm256_set1_ps(scale[r]));
+    if (bias) y = _mm256_add_ps(y, _mm256_set1_ps(bias[r]));
     if (nl == kLanes) {
-      if (add) y = _mm256_add_ps(y, _mm256_loadu_ps(add + r * ldadd));
       _mm256_storeu_ps(c + r * ldc, y);
     } else {
-      if (add) y = _mm256_add_ps(y, _mm256_maskload_ps(add + r * ldadd, mask));
       _mm256_maskstore_ps(c + r * ldc, mask, y);
     }
   }
@@ -69,15 +71,19 @@ __attribute__((target("avx2"), always_inline)) inline void Tile(const uint32_t* 
 __attribute__((target("avx2"))) void BgemmBlockAvx2(const uint32_t* a, size_t lda, int M, const uint32_t* bblk, int kw,
                                                     int K, const BgemmOut& out, int nl) {
   const size_t ldc = out.ldc, ldadd = out.ldadd;
+  const float *scale = out.scale, *bias = out.bias;
   int m = 0;
   for (; m + kRows <= M; m += kRows) {
-    Tile<kRows>(a + m * lda, lda, bblk, kw, K, out.c + m * ldc, ldc, out.add ? out.add + m * ldadd : nullptr, ldadd, nl);
+    Tile<kRows>(a + m * lda, lda, bblk, kw, K, out.c + m * ldc, ldc, out.add ? out.add + m * ldadd : nullptr, ldadd,
+                scale ? scale + m : nullptr, bias ? bias + m : nullptr, nl);
   }
   const float* add = out.add ? out.add + m * ldadd : nullptr;
+  const float* s = scale ? scale + m : nullptr;
+  const float* b = bias ? bias + m : nullptr;
   switch (M - m) {
-    case 3: Tile<3>(a + m * lda, lda, bblk, kw, K, out.c + m * ldc, ldc, add, ldadd, nl); break;
-    case 2: Tile<2>(a + m * lda, lda, bblk, kw, K, out.c + m * ldc, ldc, add, ldadd, nl); break;
-    case 1: Tile<1>(a + m * lda, lda, bblk, kw, K, out.c + m * ldc, ldc, add, ldadd, nl); break;
+    case 3: Tile<3>(a + m * lda, lda, bblk, kw, K, out.c + m * ldc, ldc, add, ldadd, s, b, nl); break;
+    case 2: Tile<2>(a + m * lda, lda, bblk, kw, K, out.c + m * ldc, ldc, add, ldadd, s, b, nl); break;
+    case 1: Tile<1>(a + m * lda, lda, bblk, kw, K, out.c + m * ldc, ldc, add, ldadd, s, b, nl); break;
     default: break;
   }
 }

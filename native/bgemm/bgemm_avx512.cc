@@ -18,6 +18,8 @@ __attribute__((target("avx512f,avx512vpopcntdq"), always_inline)) inline void Ti
                                                                                     const uint32_t* bblk, int kw,
                                                                                     int K, float* c, size_t ldc,
                                                                                     const float* add, size_t ldadd,
+                                                                                    const float* scale,
+                                                                                    const float* bias,
                                                                                     __mmask16 store) {
   __m512i acc[R];
 #pragma GCC unroll 16
@@ -37,6 +39,8 @@ __attribute__((target("avx512f,avx512vpopcntdq"), always_inline)) inline void Ti
     // K − 2·acc; the masked convert sidesteps a g++ 12 false -Wmaybe-uninitialized in the plain one.
     __m512 y = _mm512_maskz_cvtepi32_ps(store, _mm512_sub_epi32(_mm512_sub_epi32(kv, acc[r]), acc[r]));
     if (add) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(store, add + r * ldadd));
+    if (scale) y = _mm512_mul_ps(y, _mm512_set1_ps(scale[r]));
+    if (bias) y = _mm512_add_ps(y, _mm512_set1_ps(bias[r]));
     _mm512_mask_storeu_ps(c + r * ldc, store, y);
   }
 }
@@ -48,22 +52,25 @@ __attribute__((target("avx512f,avx512vpopcntdq"))) void BgemmBlockAvx512(const u
                                                                          const BgemmOut& out, int nl) {
   const __mmask16 store = static_cast<__mmask16>((1u << nl) - 1u);
   const size_t ldc = out.ldc, ldadd = out.ldadd;
+  const float *scale = out.scale, *bias = out.bias;
   int m = 0;
   for (; m + kRows <= M; m += kRows) {
     Tile<kRows>(a + m * lda, lda, bblk, kw, K, out.c + m * ldc, ldc, out.add ? out.add + m * ldadd : nullptr, ldadd,
-                store);
+                scale ? scale + m : nullptr, bias ? bias + m : nullptr, store);
   }
   const float* add = out.add ? out.add + m * ldadd : nullptr;
+  const float* s = scale ? scale + m : nullptr;
+  const float* b = bias ? bias + m : nullptr;
   float* c = out.c + m * ldc;
   const uint32_t* am = a + m * lda;
   switch (M - m) {
-    case 7: Tile<7>(am, lda, bblk, kw, K, c, ldc, add, ldadd, store); break;
-    case 6: Tile<6>(am, lda, bblk, kw, K, c, ldc, add, ldadd, store); break;
-    case 5: Tile<5>(am, lda, bblk, kw, K, c, ldc, add, ldadd, store); break;
-    case 4: Tile<4>(am, lda, bblk, kw, K, c, ldc, add, ldadd, store); break;
-    case 3: Tile<3>(am, lda, bblk, kw, K, c, ldc, add, ldadd, store); break;
-    case 2: Tile<2>(am, lda, bblk, kw, K, c, ldc, add, ldadd, store); break;
-    case 1: Tile<1>(am, lda, bblk, kw, K, c, ldc, add, ldadd, store); break;
+    case 7: Tile<7>(am, lda, bblk, kw, K, c, ldc, add, ldadd, s, b, store); break;
+    case 6: Tile<6>(am, lda, bblk, kw, K, c, ldc, add, ldadd, s, b, store); break;
+    case 5: Tile<5>(am, lda, bblk, kw, K, c, ldc, add, ldadd, s, b, store); break;
+    case 4: Tile<4>(am, lda, bblk, kw, K, c, ldc, add, ldadd, s, b, store); break;
+    case 3: Tile<3>(am, lda, bblk, kw, K, c, ldc, add, ldadd, s, b, store); break;
+    case 2: Tile<2>(am, lda, bblk, kw, K, c, ldc, add, ldadd, s, b, store); break;
+    case 1: Tile<1>(am, lda, bblk, kw, K, c, ldc, add, ldadd, s, b, store); break;
     default: break;
   }
 }

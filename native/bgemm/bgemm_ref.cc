@@ -29,8 +29,11 @@ void BgemmBlockRef(const uint32_t* a, size_t lda, int M, const uint32_t* bblk, i
       diff += __builtin_popcountll(x ^ y);
     }
     if (kw & 1) diff += __builtin_popcount(row[kw - 1] ^ bblk[kw - 1]);
-    const float y = static_cast<float>(K - 2 * diff);
-    out.c[m * out.ldc] = out.add ? y + out.add[m * out.ldadd] : y;
+    float y = static_cast<float>(K - 2 * diff);
+    if (out.add) y = y + out.add[m * out.ldadd];
+    if (out.scale) y = y * out.scale[m];
+    if (out.bias) y = y + out.bias[m];
+    out.c[m * out.ldc] = y;
   }
 }
 

@@ -16,7 +16,7 @@
 namespace onebit {
 namespace {
 
-constexpr double kParallelMinSeconds = 1e-4;
+constexpr double kParallelMinSeconds = 2e-5;
 
 bool CpuHas(Isa isa) {
   switch (isa) {

@@ -92,6 +92,21 @@ struct ConvGeom {
   int64_t Wo() const { return (W + 2 * pw - dw * (kw - 1) - 1) / sw + 1; }
 };
 std::string DnnlConv2d(const ConvGeom& g, const float* x, const float* w, float* y);
+
+// A forward conv prepared once for inference (conv2d_prepared.cc): y = conv(x, w) + bias[co]
+// (bias optional, fused into the primitive), x / y plain NCHW, w plain OIHW. The weights are
+// copied at preparation and reordered into each primitive's layout once; the primitive (and its
+// src / dst reorders, when the chosen layout is blocked) is created on the first run for each
+// (batch size, thread count) and kept. Layout: kPreparedAuto picks per shape (see the .cc);
+// kPreparedBlocked forces oneDNN's preferred (blocked) layouts with NCHW reorders in and out;
+// kPreparedPlain forces plain NCHW src / dst (no reorders; oneDNN's GEMM-based conv).
+enum PreparedConvLayout { kPreparedAuto = 0, kPreparedBlocked = 1, kPreparedPlain = 2 };
+struct PreparedConv2d;
+// Returns "" or an error; on success `out` owns the prepared conv (free with DeletePreparedConv2d).
+std::string CreatePreparedConv2d(const ConvGeom& g, const float* w, const float* bias, int layout, PreparedConv2d*& out);
+std::string RunPreparedConv2d(PreparedConv2d& pc, const float* x, int64_t N, float* y);
+void DeletePreparedConv2d(PreparedConv2d* pc);
+const ConvGeom& PreparedConv2dGeom(const PreparedConv2d& pc);  // N = 0
 std::string DnnlConv2dBackwardInput(const ConvGeom& g, const float* dy, const float* w, float* dx);
 std::string DnnlConv2dBackwardFilter(const ConvGeom& g, const float* x, const float* dy, float* dw);
 

@@ -8,12 +8,15 @@ import { loadAddon, nativeLoadError } from './native/addon.js';
  * Which backend `import 'onebit'` registers. ONEBIT_BACKEND=ref forces the TypeScript reference;
  * ONEBIT_BACKEND=native requires the addon (an error if it is missing); unset picks native when
  * built, else the reference — and then says once, on stderr, how to get the fast one.
+ * ONEBIT_BACKEND=wasm (wasm-simd, wasm-scalar) runs the inference engine on the WebAssembly kernels
+ * (infer/node_backend.ts); training kernels then pick as if it were unset.
  */
 export function selectBackend(): Backend {
-  const want = process.env.ONEBIT_BACKEND ?? '';
-  if (want && want !== 'ref' && want !== 'native') {
-    throw new OnebitError(`ONEBIT_BACKEND: expected "ref" or "native", but got "${want}". Unset it to pick automatically.`);
+  let want = process.env.ONEBIT_BACKEND ?? '';
+  if (want && !['ref', 'native', 'wasm', 'wasm-simd', 'wasm-scalar'].includes(want)) {
+    throw new OnebitError(`ONEBIT_BACKEND: expected "ref", "native", "wasm", "wasm-simd" or "wasm-scalar", but got "${want}". Unset it to pick automatically.`);
   }
+  if (want.startsWith('wasm')) want = '';
   if (want === 'ref') return refBackend;
   const native = createNativeBackend();
   if (native) {

@@ -6,11 +6,11 @@ import * as path from 'node:path';
 import { PNG } from 'pngjs';
 import { fail, OnebitError } from '../core/errors.js';
 import { loadAddon } from '../backends/native/addon.js';
-import { backend } from '../core/tensor.js';
 import { exportCheckpoint } from '../deploy/export.js';
 import { saveOnnx } from '../deploy/onnx.js';
 import { saveSafetensors } from '../deploy/safetensors.js';
 import { loadModel, type InferenceModel } from '../infer/engine.js';
+import { imageToInput, topK, type ImageModel } from '../infer/preprocess.js';
 import { loadTrainedModel } from '../train/trainer.js';
 
 function resolveCheckpoint(p: string): string {
@@ -41,61 +41,24 @@ export function runExport(ckptArg: string, flags: { output?: string; format: str
   console.log(`${out}: ${fs.statSync(out).size} bytes (${format}, ${config.arch} method=${config.method}, epoch ${meta.epoch})`);
 }
 
-interface Preprocess {
-  scale: number;
-  mean: number[];
-  std: number[];
-}
-
 /**
- * A PNG as one model input [C, H, W]: converted to the model's channels (RGB → gray by luma, gray →
- * RGB by repetition; alpha composited on black), resized to the input size (bilinear) when it
- * differs, optionally inverted (dark digits on white → MNIST's white on black), then normalized as
- * the model's metadata says.
+ * A PNG as one model input [C, H, W] (imageToInput on its decoded RGBA pixels: channel conversion,
+ * resize, optional inversion, the model's normalization).
  */
-export function pngToInput(bytes: Buffer, file: string, shape: readonly number[], pre: Preprocess, invert: boolean): Float32Array {
+export function pngToInput(bytes: Buffer, file: string, model: ImageModel, invert: boolean): Float32Array {
   let png: PNG;
   try {
     png = PNG.sync.read(bytes);
   } catch (e) {
     throw new OnebitError(`${file}: expected a PNG image, but got an unreadable file (${(e as Error).message}). Convert it to PNG first.`);
   }
-  const [C, H, W] = shape as [number, number, number];
-  const { width: w, height: h, data } = png;
-  const px = (x: number, y: number, c: number): number => {
-    const i = (y * w + x) * 4, a = data[i + 3]! / 255;
-    const v = C === 1 ? 0.299 * data[i]! + 0.587 * data[i + 1]! + 0.114 * data[i + 2]! : data[i + c]!;
-    return v * a;
-  };
-  const out = new Float32Array(C * H * W);
-  for (let c = 0; c < C; c++) {
-    for (let y = 0; y < H; y++) {
-      for (let x = 0; x < W; x++) {
-        // Bilinear sample at the pixel centre (identity when sizes match).
-        const sx = Math.min(w - 1, Math.max(0, ((x + 0.5) * w) / W - 0.5)), sy = Math.min(h - 1, Math.max(0, ((y + 0.5) * h) / H - 0.5));
-        const x0 = Math.floor(sx), y0 = Math.floor(sy), x1 = Math.min(w - 1, x0 + 1), y1 = Math.min(h - 1, y0 + 1);
-        const fx = sx - x0, fy = sy - y0;
-        let v = (1 - fy) * ((1 - fx) * px(x0, y0, c) + fx * px(x1, y0, c)) + fy * ((1 - fx) * px(x0, y1, c) + fx * px(x1, y1, c));
-        if (invert) v = 255 - v;
-        out[(c * H + y) * W + x] = (v * pre.scale - (pre.mean[c] ?? 0)) / (pre.std[c] ?? 1);
-      }
-    }
-  }
-  return out;
-}
-
-function preprocessOf(m: InferenceModel): Preprocess {
-  const p = m.metadata.preprocess as Partial<Preprocess> | undefined;
-  const C = m.inputShape[0] ?? 1;
-  const ok = p && typeof p.scale === 'number' && Array.isArray(p.mean) && Array.isArray(p.std) && p.mean.length === C && p.std.length === C;
-  return ok ? (p as Preprocess) : { scale: 1 / 255, mean: new Array<number>(C).fill(0), std: new Array<number>(C).fill(1) };
+  return imageToInput(png.data, png.width, png.height, model, { invert });
 }
 
 /** `onebit predict MODEL IMAGE…`: top-k classes per image. */
 export async function runPredict(modelFile: string, images: string[], flags: { top: number; invert?: boolean; json?: boolean }): Promise<void> {
   const m = await loadModel(modelFile);
   if (m.inputShape.length !== 3) fail('predict', 'a model with image input [C, H, W]', `input [${m.inputShape.join(', ')}]`);
-  const pre = preprocessOf(m);
   const per = m.inputShape.reduce((a, b) => a * b, 1);
   const x = new Float32Array(images.length * per);
   images.forEach((f, i) => {
@@ -105,24 +68,22 @@ export async function runPredict(modelFile: string, images: string[], flags: { t
     } catch (e) {
       throw new OnebitError(`${f}: expected a readable PNG file, but got ${(e as NodeJS.ErrnoException).code ?? String(e)}. Check the path.`);
     }
-    x.set(pngToInput(bytes, f, m.inputShape, pre, flags.invert ?? false), i * per);
+    x.set(pngToInput(bytes, f, m, flags.invert ?? false), i * per);
   });
   const t0 = performance.now();
   const logits = m.predict(x, [images.length, ...m.inputShape]);
   const ms = performance.now() - t0;
   const k = Math.min(Math.max(1, flags.top), m.classes);
   const results = images.map((file, i) => {
-    const row = Array.from(logits.subarray(i * m.classes, (i + 1) * m.classes));
-    const mx = Math.max(...row), e = row.map((v) => Math.exp(v - mx)), z = e.reduce((a, b) => a + b, 0);
-    const top = row.map((_, c) => c).sort((a, b) => row[b]! - row[a]! || a - b).slice(0, k);
-    return { file, top: top.map((c) => ({ class: c, label: m.labels?.[c] ?? String(c), prob: e[c]! / z })) };
+    const top = topK(logits.subarray(i * m.classes, (i + 1) * m.classes), k, m.labels);
+    return { file, top: top.map((t) => ({ class: t.index, label: t.label, prob: t.probability })) };
   });
   if (flags.json) {
-    console.log(JSON.stringify({ model: modelFile, backend: backend().name, ms, results }, null, 2));
+    console.log(JSON.stringify({ model: modelFile, backend: m.backend.name, ms, results }, null, 2));
     return;
   }
   for (const r of results) console.log(`${r.file}: ${r.top.map((t) => `${t.label} ${(100 * t.prob).toFixed(1)}%`).join(', ')}`);
-  console.log(`(${images.length} image${images.length > 1 ? 's' : ''} in ${ms.toFixed(2)} ms on ${backend().name})`);
+  console.log(`(${images.length} image${images.length > 1 ? 's' : ''} in ${ms.toFixed(2)} ms on ${m.backend.name})`);
 }
 
 /** `onebit bench MODEL`: median latency at batch 1 and N, 1 and 2 threads. */
@@ -131,7 +92,7 @@ export async function runBench(modelFile: string, flags: { batch: number; iters:
   const per = m.inputShape.reduce((a, b) => a * b, 1);
   const addon = loadAddon();
   const size = fs.statSync(modelFile).size;
-  console.log(`${modelFile}: ${size} bytes, input [${m.inputShape.join(', ')}], ${m.classes} classes, backend ${backend().name}`);
+  console.log(`${modelFile}: ${size} bytes, input [${m.inputShape.join(', ')}], ${m.classes} classes, backend ${m.backend.name}`);
   console.log('| batch | threads | median ms | ms / image | images/s |');
   console.log('|---:|---:|---:|---:|---:|');
   for (const threads of addon ? [1, 2] : [1]) {

@@ -150,6 +150,7 @@ function lower(b: Builder, m: Module, v: number, path: string): number {
   }
   if (m instanceof GlobalAvgPool2d) return b.emit('global_avg_pool', [v], {}, name);
   if (m instanceof Quantizer) {
+    if (m.alias === 'identity') return v; // full precision: nothing to run (the float preset)
     const f = activationForm(m, C);
     return b.emit('levels', [v], { thr: f32(f.thr), lo: f32(f.lo), hi: f32(f.hi) }, name);
   }
@@ -212,7 +213,9 @@ function lowerBinary(b: Builder, m: BinaryConv2d | BinaryLinear, v: number, name
   if (conv ? x.shape.length !== 3 : x.shape.length !== 1) {
     fail(`exportModel: ${name} (${m.describe()})`, conv ? 'an input [C, H, W] per sample' : 'an input [F] per sample', fmtShape(x.shape), conv ? '' : 'Add a Flatten layer before it.');
   }
-  const iq = m.inputQuantizer, kq = m.kernelQuantizer;
+  // An identity quantizer (full precision, e.g. the `float` preset) is the same as none.
+  const real = <Q extends { alias: string }>(q: Q | null): Q | null => (q && q.alias !== 'identity' ? q : null);
+  const iq = real(m.inputQuantizer), kq = real(m.kernelQuantizer);
   const layerBias = m.bias ? m.bias.f32() : null;
   const geom = conv ? {
     stride: pair(m.opts.stride ?? 1), padding: pair(m.opts.padding ?? 0), dilation: pair(m.opts.dilation ?? 1), groups: m.opts.groups ?? 1,

@@ -1,4 +1,6 @@
+import { envVar } from '../core/env.js';
 import { backend } from '../core/tensor.js';
+import type { InferBackend } from './backend.js';
 import { windowOut, wordsFor } from './graph.js';
 
 /**
@@ -37,6 +39,9 @@ export interface ConvKernel {
 }
 
 export type ConvKernelKind = 'packed' | 'reference';
+
+/** The backend kernels these convs run on (the training backend's, unless the engine passes its own). */
+export type BinaryKernels = Pick<InferBackend, 'binaryConv2d' | 'binaryMatmul' | 'bitpack'>;
 
 /** Output size of a geometry. */
 export function convOut(g: BinaryConvGeom): [number, number] {
@@ -92,15 +97,15 @@ export function tapSources(g: BinaryConvGeom): Int32Array {
 }
 
 /** The reference kernel: the backend's binaryConv2d on ±1 float weights unpacked once. */
-export function referenceConvKernel(g: BinaryConvGeom, bits: Uint32Array, kpad: number): ConvKernel {
+export function referenceConvKernel(g: BinaryConvGeom, bits: Uint32Array, kpad: number, be: BinaryKernels = backend()): ConvKernel {
   const w = unpackSigns(bits, g.Cout, (g.C / g.groups) * g.kh * g.kw);
   const wShape = [g.Cout, g.C / g.groups, g.kh, g.kw];
   const p = { stride: g.stride, padding: g.padding, dilation: g.dilation, groups: g.groups };
-  return { run: (t, n) => backend().binaryConv2d(t, [n, g.C, g.H, g.W], w, wShape, p, kpad) };
+  return { run: (t, n) => be.binaryConv2d(t, [n, g.C, g.H, g.W], w, wShape, p, kpad) };
 }
 
 /** The packed kernel (module comment): prepacked weights, bit-im2col, backend binaryMatmul. */
-export function packedConvKernel(g: BinaryConvGeom, bits: Uint32Array, kpad: number): ConvKernel {
+export function packedConvKernel(g: BinaryConvGeom, bits: Uint32Array, kpad: number, be: BinaryKernels = backend()): ConvKernel {
   const G = g.groups, Cg = g.C / G, Cog = g.Cout / G, taps = g.kh * g.kw;
   const Cw = wordsFor(Cg), rowWords = taps * Cw, kBits = rowWords * 32;
   const unused = taps * (Cw * 32 - Cg); // zero bits in both operands: each adds +1 to the GEMM
@@ -118,7 +123,7 @@ export function packedConvKernel(g: BinaryConvGeom, bits: Uint32Array, kpad: num
   const src = tapSources(g);
   return {
     run(t: Float32Array, n: number): Float32Array {
-      const b = backend();
+      const b = be;
       const D = new Float32Array(n * g.Cout * P);
       const tw = new Uint32Array(HW * Cw);
       const patches = new Uint32Array(P * rowWords);
@@ -155,7 +160,7 @@ export function packedConvKernel(g: BinaryConvGeom, bits: Uint32Array, kpad: num
 }
 
 /** The kernel for a conv: packed unless ONEBIT_INFER_KERNEL=ref (or `kind` says otherwise). */
-export function convKernel(g: BinaryConvGeom, bits: Uint32Array, kpad: number, kind?: ConvKernelKind): ConvKernel {
-  const k = kind ?? (process.env.ONEBIT_INFER_KERNEL === 'ref' ? 'reference' : 'packed');
-  return k === 'reference' ? referenceConvKernel(g, bits, kpad) : packedConvKernel(g, bits, kpad);
+export function convKernel(g: BinaryConvGeom, bits: Uint32Array, kpad: number, kind?: ConvKernelKind, be: BinaryKernels = backend()): ConvKernel {
+  const k = kind ?? (envVar('ONEBIT_INFER_KERNEL') === 'ref' ? 'reference' : 'packed');
+  return k === 'reference' ? referenceConvKernel(g, bits, kpad, be) : packedConvKernel(g, bits, kpad, be);
 }

@@ -1,5 +1,5 @@
-import { backend } from '../core/tensor.js';
-import { prepareBinaryConv2d } from '../backends/native/binary.js';
+import { envVar } from '../core/env.js';
+import type { InferBackend } from './backend.js';
 import { borderSignSums, convKernel, convOut, unpackSigns, type BinaryConvGeom, type ConvKernelKind } from './bconv.js';
 
 export type { BinaryConvGeom } from './bconv.js';
@@ -38,20 +38,21 @@ export interface BinaryConvPlan {
 }
 
 /**
- * The native fast path: weights packed once by the addon (native/bconv, binaryConv2dPrepare), the
+ * The prepared fast path (the backend's prepareBinaryConv2d: the native addon's native/bconv, or
+ * the WebAssembly kernels): weights packed once, the
  * input binarized while it is bit-packed (a preceding `sign` op fuses in), and for float outputs
  * the per-channel y = mul·D + bias applied in the kernel's epilogue (float32 arithmetic; the
  * TypeScript transform rounds the same value once from float64, so the two may differ by an ulp).
- * Thresholded outputs use the exact TypeScript transform on D. Null where it does not apply: no
- * addon, the reference backend, ONEBIT_INFER_KERNEL=ref, a border value outside {−1, 0, +1} or
- * offset levels (tmul).
+ * Thresholded outputs use the exact TypeScript transform on D. Null where it does not apply: a
+ * backend without it, ONEBIT_INFER_KERNEL=ref, a border value outside {−1, 0, +1} or offset
+ * levels (tmul).
  */
-function nativePlan(g: BinaryConvGeom, bits: Uint32Array, tf: OutputTransform, kind?: ConvKernelKind): BinaryConvPlan | null {
+function preparedPlan(g: BinaryConvGeom, bits: Uint32Array, tf: OutputTransform, be: InferBackend, kind?: ConvKernelKind): BinaryConvPlan | null {
   const direct = g.pad === 0 || g.pad === 1 || g.pad === -1;
-  if (kind === 'reference' || process.env.ONEBIT_INFER_KERNEL === 'ref' || !direct || tf.tmul || !backend().name.startsWith('native')) return null;
+  if (kind === 'reference' || envVar('ONEBIT_INFER_KERNEL') === 'ref' || !direct || tf.tmul || !be.prepareBinaryConv2d) return null;
   const Cg = g.C / g.groups;
   const w = unpackSigns(bits, g.Cout, Cg * g.kh * g.kw);
-  const prep = prepareBinaryConv2d(w, [g.Cout, Cg, g.kh, g.kw], [g.C, g.H, g.W], { stride: g.stride, padding: g.padding, dilation: g.dilation, groups: g.groups }, g.pad);
+  const prep = be.prepareBinaryConv2d(w, [g.Cout, Cg, g.kh, g.kw], [g.C, g.H, g.W], { stride: g.stride, padding: g.padding, dilation: g.dilation, groups: g.groups }, g.pad);
   if (!prep) return null;
   const [Ho, Wo] = convOut(g), P = Ho * Wo, Cog = g.Cout / g.groups;
   const finish = (x: Float32Array, n: number, thr: Float32Array | null, alloc?: (length: number) => Float32Array): Float32Array => {
@@ -66,13 +67,13 @@ function nativePlan(g: BinaryConvGeom, bits: Uint32Array, tf: OutputTransform, k
  * directly (−1, 0, +1) costs nothing more; any other `pad` runs the kernel with a zero border and
  * adds mul[o]·pad·Sout(o, p) through a dense per-(channel, pixel) bias map built here.
  */
-export function planBinaryConv2d(g: BinaryConvGeom, bits: Uint32Array, tf: OutputTransform, kind?: ConvKernelKind): BinaryConvPlan {
-  const fast = nativePlan(g, bits, tf, kind);
+export function planBinaryConv2d(g: BinaryConvGeom, bits: Uint32Array, tf: OutputTransform, be: InferBackend, kind?: ConvKernelKind): BinaryConvPlan {
+  const fast = preparedPlan(g, bits, tf, be, kind);
   if (fast) return fast;
   const Cg = g.C / g.groups, Cog = g.Cout / g.groups;
   const [Ho, Wo] = convOut(g), P = Ho * Wo;
   const direct = g.pad === 0 || g.pad === 1 || g.pad === -1;
-  const kernel = convKernel(g, bits, direct ? g.pad : 0, kind);
+  const kernel = convKernel(g, bits, direct ? g.pad : 0, kind, be);
   let bmap: Float64Array | null = null;
   const sout = direct ? null : borderSignSums(g, bits);
   if (sout) {
@@ -144,10 +145,10 @@ function transform(
 }
 
 /** A prepared binary dense layer over ±1 inputs [N, I]. */
-export function planBinaryDense(I: number, O: number, bits: Uint32Array, tf: OutputTransform): BinaryConvPlan {
+export function planBinaryDense(I: number, O: number, bits: Uint32Array, tf: OutputTransform, be: InferBackend): BinaryConvPlan {
   return {
     run(t: Float32Array, n: number): Float32Array {
-      const b = backend();
+      const b = be;
       const D = b.binaryMatmul(b.bitpack(t, n, I), bits, n, O, I);
       let T: Float64Array | null = null;
       if (tf.tmul) {

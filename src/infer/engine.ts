@@ -1,211 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import * as fs from 'node:fs';
-import { fail, fmtShape, OnebitError } from '../core/errors.js';
+import { fail, OnebitError } from '../core/errors.js';
 import { decodeOnebit } from '../deploy/format.js';
-import { planBinaryConv2d, planBinaryDense, type BinaryConvPlan, type OutputTransform } from './binary.js';
-import { attr, inferShapes, sizeOfShape, type GraphNode, type OnebitGraph, type ValueInfo } from './graph.js';
-import * as k from './kernels.js';
+import { InferenceModel } from './model.js';
+import { nodeInferBackend } from './node_backend.js';
 
-/**
- * The inference engine: runs a validated `.onebit` graph, no autograd. `loadModel` decodes and
- * validates the file, then prepares every node once (weights unpacked for the kernels, border
- * maps, per-channel tables); `predict` runs the nodes in order, dropping each intermediate value
- * after its last use.
- */
-
-/** One prepared node: computes its output for a batch of n from its inputs' data. */
-type Step = (ins: Float32Array[], n: number, alloc: Alloc) => Float32Array;
-
-/**
- * An output array of `length` floats for a step that overwrites every element: one freed by an
- * earlier step of the same `predict` call when one of that length is free, else a new one. Reusing
- * them saves the page faults of fresh multi-hundred-kilobyte arrays (most of a batch-1 forward's
- * elementwise time, measured).
- */
-type Alloc = (length: number) => Float32Array;
-
-/** The placeholder output of a step that was fused into its reader. */
-const EMPTY = new Float32Array(0);
-
-/** Largest batch × per-sample input accepted by `predict`, in elements. */
-const MAX_BATCH_ELEMENTS = 1 << 28;
-
-export class InferenceModel {
-  /** Per-sample input shape, e.g. [3, 32, 32]; `predict` takes [N, ...inputShape]. */
-  readonly inputShape: readonly number[];
-  /** Number of classes (length of each logits row). */
-  readonly classes: number;
-  readonly labels: readonly string[] | undefined;
-  /** The metadata stored at export (training config, accuracy, …). */
-  readonly metadata: Readonly<Record<string, unknown>>;
-  /** The validated graph (for inspection). */
-  readonly graph: OnebitGraph;
-  private readonly infos: ValueInfo[];
-  private readonly steps: Step[];
-  /** For each node, the values whose last reader it is (freed after it runs). */
-  private readonly frees: number[][];
-  /** Each step's input values (the graph's, rewired where ops were fused). */
-  private readonly inputs: number[][];
-  /** The binary conv plans by node index (the fusion pass asks them for `runSigned`). */
-  private readonly convPlans = new Map<number, BinaryConvPlan>();
-
-  constructor(graph: OnebitGraph, source = 'model') {
-    this.infos = inferShapes(graph, source);
-    this.graph = graph;
-    this.inputShape = Object.freeze([...graph.inputShape]);
-    this.classes = graph.classes;
-    this.labels = graph.labels ? Object.freeze([...graph.labels]) : undefined;
-    this.metadata = Object.freeze({ ...graph.metadata });
-    this.steps = graph.nodes.map((n, i) => prepare(n, this.infos[n.inputs[0]!]!, this.infos[i + 1]!, (plan) => this.convPlans.set(i, plan)));
-    // Fusion: a `sign` whose only reader is a binary conv that can binarize on entry is skipped;
-    // the conv reads the sign's float input with its thresholds (no ±1 array in between).
-    this.inputs = graph.nodes.map((n) => [...n.inputs]);
-    const readers = new Array<number>(graph.nodes.length + 1).fill(0);
-    graph.nodes.forEach((n) => n.inputs.forEach((v) => readers[v]!++));
-    graph.nodes.forEach((n, j) => {
-      const v = n.inputs[0]!, i = v - 1, src = i >= 0 ? graph.nodes[i]! : null;
-      if (n.op !== 'binary_conv2d' || !src || src.op !== 'sign' || readers[v] !== 1 || v === graph.output) return;
-      const plan = this.convPlans.get(j);
-      if (!plan?.runSigned) return;
-      const thr = attr.f32(src, 'thr')!, runSigned = plan.runSigned;
-      this.steps[i] = () => EMPTY;
-      this.inputs[i] = [];
-      this.steps[j] = ([a], b, alloc) => runSigned(a!, b, thr, alloc);
-      this.inputs[j] = [src.inputs[0]!];
-    });
-    // Fusion: an `add` whose only reader is a `channel_act` runs inside it (one pass, no sum array).
-    graph.nodes.forEach((n, j) => {
-      const v = n.inputs[0]!, i = v - 1, src = i >= 0 ? graph.nodes[i]! : null;
-      if (n.op !== 'channel_act' || !src || src.op !== 'add' || readers[v] !== 1 || v === graph.output) return;
-      const f = (key: string) => attr.f32(n, key);
-      const s = this.infos[v]!.shape, b0 = f('b0'), pos = f('pos'), neg = f('neg')!, b1 = f('b1');
-      this.steps[i] = () => EMPTY;
-      this.steps[j] = ([a, r], b, alloc) => k.channelAct(a!, b, s, b0, pos, neg, b1, r!, alloc);
-      this.inputs[j] = [...this.inputs[i]!];
-      this.inputs[i] = [];
-    });
-    const last = new Array<number>(graph.nodes.length + 1).fill(-1);
-    this.inputs.forEach((ins, i) => ins.forEach((v) => (last[v] = i)));
-    last[graph.output] = graph.nodes.length;
-    this.frees = graph.nodes.map(() => []);
-    last.forEach((at, v) => { if (at >= 0 && at < graph.nodes.length) this.frees[at]!.push(v); });
-  }
-
-  /**
-   * Logits for a batch: `input` holds N samples in row-major order (NCHW for images), `shape` is
-   * [N, ...inputShape] (default: N inferred from the length). Returns a Float32Array [N, classes].
-   */
-  predict(input: Float32Array, shape?: readonly number[]): Float32Array {
-    const per = sizeOfShape(this.inputShape);
-    if (!(input instanceof Float32Array)) fail('predict', 'input as a Float32Array', input === null ? 'null' : typeof input === 'object' ? (input as object).constructor.name : typeof input, 'Convert it with Float32Array.from(...).');
-    const want = `[N, ${this.inputShape.join(', ')}]`;
-    if (shape) {
-      if (!Array.isArray(shape) || shape.length !== this.inputShape.length + 1 || shape.slice(1).some((d, i) => d !== this.inputShape[i]) || !Number.isInteger(shape[0]) || shape[0]! < 1) {
-        fail('predict', `an input shape ${want}`, Array.isArray(shape) ? fmtShape(shape) : String(shape), shape.length === this.inputShape.length ? 'Add a batch dimension.' : '');
-      }
-      if (input.length !== sizeOfShape(shape)) fail('predict', `${sizeOfShape(shape)} values for shape ${fmtShape(shape)}`, `${input.length}`);
-    } else if (input.length === 0 || input.length % per) {
-      fail('predict', `a multiple of ${per} values (input ${want})`, `${input.length}`);
-    }
-    if (input.length > MAX_BATCH_ELEMENTS) fail('predict', `at most ${MAX_BATCH_ELEMENTS} input values per call`, `${input.length}`, 'Split the batch.');
-    const n = input.length / per;
-    const values: (Float32Array | null)[] = new Array(this.steps.length + 1).fill(null);
-    // Arrays freed by earlier steps, by length (never the caller's input, never the returned logits).
-    const pool = new Map<number, Float32Array[]>();
-    const alloc: Alloc = (length) => pool.get(length)?.pop() ?? new Float32Array(length);
-    values[0] = input;
-    for (let i = 0; i < this.steps.length; i++) {
-      const node = this.graph.nodes[i]!;
-      values[i + 1] = this.steps[i]!(this.inputs[i]!.map((v) => values[v]!), n, alloc);
-      for (const v of this.frees[i]!) {
-        if (v === this.graph.output) continue;
-        const a = values[v];
-        values[v] = null;
-        // Only arrays nothing else still holds (flatten passes its input through): not the caller's
-        // input, not another live value.
-        if (a && a.length && a !== input && !values.includes(a)) (pool.get(a.length) ?? pool.set(a.length, []).get(a.length)!).push(a);
-      }
-    }
-    return values[this.graph.output]!;
-  }
-
-  /** Top-1 class index per sample (first maximum on ties). */
-  classify(input: Float32Array, shape?: readonly number[]): Int32Array {
-    const y = this.predict(input, shape), C = this.classes, n = y.length / C;
-    const out = new Int32Array(n);
-    for (let r = 0; r < n; r++) {
-      let best = 0;
-      for (let c = 1; c < C; c++) if (y[r * C + c]! > y[r * C + best]!) best = c;
-      out[r] = best;
-    }
-    return out;
-  }
-}
-
-/** Compile one node into a step (everything weight-dependent is computed here, once). */
-function prepare(node: GraphNode, x: ValueInfo, out: ValueInfo, onConvPlan: (plan: BinaryConvPlan) => void): Step {
-  const f = (key: string) => attr.f32(node, key);
-  const s = x.shape;
-  switch (node.op) {
-    case 'conv2d': {
-      const w = attr.tensor(node, 'weight')!;
-      const args = [attr.ints(node, 'stride'), attr.ints(node, 'padding'), attr.ints(node, 'dilation'), attr.int(node, 'groups'), attr.float(node, 'padValue') ?? 0] as const;
-      return ([a], n) => k.conv2d(a!, n, s, w.data as Float32Array, w.shape, f('bias'), ...args);
-    }
-    case 'dense': {
-      const w = attr.tensor(node, 'weight')!;
-      return ([a], n) => k.dense(a!, n, w.data as Float32Array, w.shape, f('bias'));
-    }
-    case 'scale_bias':
-      return ([a], n) => k.scaleBias(a!, n, s, f('scale')!, f('bias')!);
-    case 'batch_norm':
-      return ([a], n) => k.batchNorm(a!, n, s, f('mean')!, f('invStd')!, f('gamma')!, f('beta')!);
-    case 'channel_act':
-      return ([a], n, alloc) => k.channelAct(a!, n, s, f('b0'), f('pos'), f('neg')!, f('b1'), undefined, alloc);
-    case 'clamp': {
-      const lo = attr.float(node, 'lo') ?? -Infinity, hi = attr.float(node, 'hi') ?? Infinity;
-      return ([a]) => k.clamp(a!, lo, hi);
-    }
-    case 'add':
-      return ([a, b]) => k.add(a!, b!);
-    case 'shortcut_a':
-      return ([a], n) => k.shortcutA(a!, n, s, attr.int(node, 'outChannels'));
-    case 'repeat_channels':
-      return ([a], n) => k.repeatChannels(a!, n, s);
-    case 'max_pool2d':
-      return ([a], n) => k.maxPool2d(a!, n, s, attr.ints(node, 'kernel'), attr.ints(node, 'stride'), attr.ints(node, 'padding'));
-    case 'avg_pool2d':
-      return ([a], n) => k.avgPool2d(a!, n, s, attr.ints(node, 'kernel'), attr.ints(node, 'stride'), attr.ints(node, 'padding'));
-    case 'global_avg_pool':
-      return ([a], n) => k.globalAvgPool(a!, n, s);
-    case 'flatten':
-      return ([a]) => a!;
-    case 'sign':
-      return ([a], n) => k.sign(a!, n, s, f('thr')!);
-    case 'levels':
-      return ([a], n) => k.levels(a!, n, s, f('thr')!, f('lo')!, f('hi')!);
-    case 'binary_conv2d': {
-      const [kh, kw] = attr.ints(node, 'kernel');
-      const plan = planBinaryConv2d(
-        { C: s[0]!, H: s[1]!, W: s[2]!, Cout: out.shape[0]!, kh, kw, stride: attr.ints(node, 'stride'), padding: attr.ints(node, 'padding'),
-          dilation: attr.ints(node, 'dilation'), groups: attr.int(node, 'groups'), pad: attr.float(node, 'pad')! },
-        attr.tensor(node, 'weight')!.data as Uint32Array, transformOf(node),
-      );
-      onConvPlan(plan);
-      return ([a], n, alloc) => plan.run(a!, n, alloc);
-    }
-    case 'binary_dense': {
-      const plan = planBinaryDense(s[0]!, out.shape[0]!, attr.tensor(node, 'weight')!.data as Uint32Array, transformOf(node));
-      return ([a], n) => plan.run(a!, n);
-    }
-  }
-}
-
-function transformOf(node: GraphNode): OutputTransform {
-  const f = (key: string) => attr.f32(node, key);
-  const dir = attr.tensor(node, 'dir')?.data as Int8Array | undefined;
-  return { mul: f('mul')!, bias: f('bias')!, tmul: f('tmul'), thr: f('thr'), dir };
-}
+export { InferenceModel } from './model.js';
 
 /**
  * Load a `.onebit` model from a file path or its bytes, validating everything up front (a bad file
@@ -219,7 +19,7 @@ export async function loadModel(src: string | Uint8Array): Promise<InferenceMode
     } catch (e) {
       throw new OnebitError(`${src}: expected a readable .onebit file, but got ${(e as NodeJS.ErrnoException).code ?? String(e)}. Check the path.`);
     }
-    return new InferenceModel(decodeOnebit(bytes, src), src);
+    return new InferenceModel(decodeOnebit(bytes, src), src, nodeInferBackend(), bytes.length);
   }
   return loadModelSync(src);
 }
@@ -233,8 +33,8 @@ export function loadModelSync(src: string | Uint8Array): InferenceModel {
     } catch (e) {
       throw new OnebitError(`${src}: expected a readable .onebit file, but got ${(e as NodeJS.ErrnoException).code ?? String(e)}. Check the path.`);
     }
-    return new InferenceModel(decodeOnebit(bytes, src), src);
+    return new InferenceModel(decodeOnebit(bytes, src), src, nodeInferBackend(), bytes.length);
   }
   if (!(src instanceof Uint8Array)) fail('loadModel', 'a file path or the bytes of a .onebit file (Uint8Array)', typeof src);
-  return new InferenceModel(decodeOnebit(src, 'model'), 'model');
+  return new InferenceModel(decodeOnebit(src, 'model'), 'model', nodeInferBackend(), src.length);
 }

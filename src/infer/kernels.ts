@@ -1,20 +1,23 @@
-import { backend } from '../core/tensor.js';
-import { nativeChannelAct } from '../backends/native/eltwise.js';
+import type { InferBackend, PreparedConv2d } from './backend.js';
 
 /**
  * Float kernels of the inference engine, batched: every function takes per-sample shapes and a
  * batch size N, reads contiguous row-major arrays and returns a new one. Channels are axis 0 of the
  * per-sample shape ([C, H, W] or [F], where a vector's features are its channels). Convolutions,
- * matmuls and pooling run on the backend (oneDNN with the native addon); the per-channel ops are
- * plain loops. No autograd anywhere.
+ * matmuls and pooling run on the engine's InferBackend `be` (oneDNN with the native addon,
+ * WebAssembly in browsers); the per-channel ops are plain loops. No autograd anywhere.
  */
+
+/** An output array of a given length whose every element the caller overwrites (the engine's per-predict pool). */
+export type Alloc = (length: number) => Float32Array;
+const fresh: Alloc = (length) => new Float32Array(length);
 
 /** Elements per channel of a per-sample shape ([C] → 1, [C, H, W] → H·W). */
 export const inner = (shape: readonly number[]): number => (shape.length === 1 ? 1 : shape[1]! * shape[2]!);
 
 /** y = x·scale[c] + bias[c]. */
-export function scaleBias(x: Float32Array, n: number, shape: readonly number[], scale: Float32Array, bias: Float32Array): Float32Array {
-  const C = shape[0]!, m = inner(shape), y = new Float32Array(x.length);
+export function scaleBias(x: Float32Array, n: number, shape: readonly number[], scale: Float32Array, bias: Float32Array, alloc = fresh): Float32Array {
+  const C = shape[0]!, m = inner(shape), y = alloc(x.length);
   for (let b = 0, i = 0; b < n; b++) {
     for (let c = 0; c < C; c++) {
       const a = scale[c]!, d = bias[c]!;
@@ -29,8 +32,8 @@ export function scaleBias(x: Float32Array, n: number, shape: readonly number[], 
  * (y = x·(invStd·γ) + (β − mean·invStd·γ), scale and shift in float64), so an `exact` export
  * reproduces the training graph bit for bit.
  */
-export function batchNorm(x: Float32Array, n: number, shape: readonly number[], mean: Float32Array, invStd: Float32Array, gamma: Float32Array, beta: Float32Array): Float32Array {
-  return backend().batchNormApply(x, [n, ...shape], mean, invStd, gamma, beta);
+export function batchNorm(be: InferBackend, x: Float32Array, n: number, shape: readonly number[], mean: Float32Array, invStd: Float32Array, gamma: Float32Array, beta: Float32Array): Float32Array {
+  return be.batchNormApply(x, [n, ...shape], mean, invStd, gamma, beta);
 }
 
 /**
@@ -40,11 +43,11 @@ export function batchNorm(x: Float32Array, n: number, shape: readonly number[], 
  * native addon's kernel computes the same float32 steps (no contraction), so results are equal.
  */
 export function channelAct(
-  x: Float32Array, n: number, shape: readonly number[], b0: Float32Array | undefined, pos: Float32Array | undefined, neg: Float32Array, b1: Float32Array | undefined,
+  be: InferBackend, x: Float32Array, n: number, shape: readonly number[], b0: Float32Array | undefined, pos: Float32Array | undefined, neg: Float32Array, b1: Float32Array | undefined,
   residual?: Float32Array, alloc?: (length: number) => Float32Array,
 ): Float32Array {
   const C = shape[0]!, m = inner(shape);
-  if (nativeChannelAct && backend().name.startsWith('native')) return nativeChannelAct(x, residual ?? null, n, C, m, b0 ?? null, pos ?? null, neg, b1 ?? null, alloc?.(x.length));
+  if (be.channelAct) return be.channelAct(x, residual ?? null, n, C, m, b0 ?? null, pos ?? null, neg, b1 ?? null, alloc?.(x.length));
   if (residual) x = add(x, residual);
   const y = new Float32Array(x.length);
   const fr = Math.fround;
@@ -61,21 +64,21 @@ export function channelAct(
 }
 
 /** min(max(x, lo), hi). */
-export function clamp(x: Float32Array, lo: number, hi: number): Float32Array {
-  const y = new Float32Array(x.length);
+export function clamp(x: Float32Array, lo: number, hi: number, alloc = fresh): Float32Array {
+  const y = alloc(x.length);
   for (let i = 0; i < x.length; i++) y[i] = Math.min(Math.max(x[i]!, lo), hi);
   return y;
 }
 
-export function add(a: Float32Array, b: Float32Array): Float32Array {
-  const y = new Float32Array(a.length);
+export function add(a: Float32Array, b: Float32Array, alloc = fresh): Float32Array {
+  const y = alloc(a.length);
   for (let i = 0; i < a.length; i++) y[i] = a[i]! + b[i]!;
   return y;
 }
 
 /** Binarization: +1 where x >= thr[c], else −1 (the engine keeps binary values as ±1 floats). */
-export function sign(x: Float32Array, n: number, shape: readonly number[], thr: Float32Array): Float32Array {
-  const C = shape[0]!, m = inner(shape), y = new Float32Array(x.length);
+export function sign(x: Float32Array, n: number, shape: readonly number[], thr: Float32Array, alloc = fresh): Float32Array {
+  const C = shape[0]!, m = inner(shape), y = alloc(x.length);
   for (let b = 0, i = 0; b < n; b++) {
     for (let c = 0; c < C; c++) {
       const t = thr[c]!;
@@ -86,8 +89,8 @@ export function sign(x: Float32Array, n: number, shape: readonly number[], thr: 
 }
 
 /** Two-level quantization: x >= thr[c] ? hi[c] : lo[c]. */
-export function levels(x: Float32Array, n: number, shape: readonly number[], thr: Float32Array, lo: Float32Array, hi: Float32Array): Float32Array {
-  const C = shape[0]!, m = inner(shape), y = new Float32Array(x.length);
+export function levels(x: Float32Array, n: number, shape: readonly number[], thr: Float32Array, lo: Float32Array, hi: Float32Array, alloc = fresh): Float32Array {
+  const C = shape[0]!, m = inner(shape), y = alloc(x.length);
   for (let b = 0, i = 0; b < n; b++) {
     for (let c = 0; c < C; c++) {
       const t = thr[c]!, l = lo[c]!, h = hi[c]!;
@@ -123,20 +126,20 @@ export function repeatChannels(x: Float32Array, n: number, shape: readonly numbe
 }
 
 /** Mean over H·W per channel: [C, H, W] → [C]. */
-export function globalAvgPool(x: Float32Array, n: number, shape: readonly number[]): Float32Array {
+export function globalAvgPool(be: InferBackend, x: Float32Array, n: number, shape: readonly number[]): Float32Array {
   // The training graph's mean over [2, 3]: the backend's sum (axis by axis), then / count in float32.
   const m = inner(shape);
-  const y = backend().sum(x, [n, ...shape], [2, 3]);
+  const y = be.sum(x, [n, ...shape], [2, 3]);
   for (let i = 0; i < y.length; i++) y[i]! /= m;
   return y;
 }
 
 /** Float convolution with bias and a constant border `padValue` (0 = zero padding). */
 export function conv2d(
-  x: Float32Array, n: number, shape: readonly number[], w: Float32Array, wShape: readonly number[], bias: Float32Array | undefined,
+  be: InferBackend, x: Float32Array, n: number, shape: readonly number[], w: Float32Array, wShape: readonly number[], bias: Float32Array | undefined,
   stride: [number, number], padding: [number, number], dilation: [number, number], groups: number, padValue: number,
 ): Float32Array {
-  const b = backend();
+  const b = be;
   let xs = [n, ...shape], xd = x, pad = padding;
   if (padValue !== 0 && (padding[0] || padding[1])) {
     xd = b.pad2d(x, xs, [padding[0], padding[0], padding[1], padding[1]], padValue);
@@ -152,17 +155,17 @@ export function conv2d(
 }
 
 /** y = x·Wᵀ + bias for x [N, I], W [O, I]. */
-export function dense(x: Float32Array, n: number, w: Float32Array, wShape: readonly number[], bias: Float32Array | undefined): Float32Array {
+export function dense(be: InferBackend, x: Float32Array, n: number, w: Float32Array, wShape: readonly number[], bias: Float32Array | undefined): Float32Array {
   const [O, I] = wShape as [number, number];
-  const y = backend().matmul(x, w, n, I, O, false, true);
+  const y = be.matmul(x, w, n, I, O, false, true);
   // As the training graph's Linear: matmul, then the bias added in float32 (a broadcast add).
-  return bias ? backend().binary('add', y, [n, O], bias, [O], [n, O]) : y;
+  return bias ? be.binary('add', y, [n, O], bias, [O], [n, O]) : y;
 }
 
-export function maxPool2d(x: Float32Array, n: number, shape: readonly number[], kernel: [number, number], stride: [number, number], padding: [number, number]): Float32Array {
-  return backend().maxPool2d(x, [n, ...shape], { kernel, stride, padding }).y;
+export function maxPool2d(be: InferBackend, x: Float32Array, n: number, shape: readonly number[], kernel: [number, number], stride: [number, number], padding: [number, number]): Float32Array {
+  return be.maxPool2d(x, [n, ...shape], { kernel, stride, padding }).y;
 }
 
-export function avgPool2d(x: Float32Array, n: number, shape: readonly number[], kernel: [number, number], stride: [number, number], padding: [number, number]): Float32Array {
-  return backend().avgPool2d(x, [n, ...shape], { kernel, stride, padding });
+export function avgPool2d(be: InferBackend, x: Float32Array, n: number, shape: readonly number[], kernel: [number, number], stride: [number, number], padding: [number, number]): Float32Array {
+  return be.avgPool2d(x, [n, ...shape], { kernel, stride, padding });
 }

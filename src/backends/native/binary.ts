@@ -26,7 +26,18 @@ export interface BinaryAddon extends NativeAddon {
   /** binaryConv2d with prepared weights, then out = out·scale[co] + bias[co] (either may be null). */
   binaryConv2dRun?(out: Float32Array, x: Float32Array, rows: Uint32Array, corr: Float32Array, hasBorder: Uint8Array, geom: Int32Array,
     scale: Float32Array | null, bias: Float32Array | null, thr?: Float32Array | null): void;
+  /**
+   * A prepared conv owned by the addon: packed weights, border corrections, im2col tables and a
+   * bit-plane workspace kept between runs (N in geom is ignored). Freed with the handle (GC).
+   */
+  binaryConv2dCreate?(w: Float32Array, geom: Int32Array, padValue: number): BinaryConvHandle;
+  /** binaryConv2dRun with a handle, for a batch of n: the same results, nothing allocated per call. */
+  binaryConv2dExec?(handle: BinaryConvHandle, out: Float32Array, x: Float32Array, n: number,
+    scale: Float32Array | null, bias: Float32Array | null, thr: Float32Array | null): void;
 }
+
+/** An opaque prepared-conv handle of the addon (binaryConv2dCreate). */
+export type BinaryConvHandle = { readonly __brand: 'BinaryConvHandle' };
 
 /** The addon typed for its binary kernels, or null when it is not built. */
 export function binaryAddon(): BinaryAddon | null {
@@ -86,13 +97,28 @@ export interface PreparedBinaryConv2d {
 export function prepareBinaryConv2d(
   w: Float32Array, wShape: Shape, inShape: readonly [number, number, number], p: Conv2dParams, padValue: number,
 ): PreparedBinaryConv2d | null {
-  if (!addon || typeof addon.binaryConv2dPrepare !== 'function' || typeof addon.binaryConv2dRun !== 'function') return null;
+  if (!addon) return null;
   const [C, H, W] = inShape;
   const [Cout, Cg, kh, kw] = wShape as [number, number, number, number];
   const [sh, sw] = p.stride, [ph, pw] = p.padding, [dh, dw] = p.dilation;
   const Ho = Math.floor((H + 2 * ph - dh * (kh - 1) - 1) / sh) + 1;
   const Wo = Math.floor((W + 2 * pw - dw * (kw - 1) - 1) / sw) + 1;
   const geom = Int32Array.of(1, C, H, W, Cout, Cg, kh, kw, sh, sw, ph, pw, dh, dw, p.groups);
+  if (typeof addon.binaryConv2dCreate === 'function' && typeof addon.binaryConv2dExec === 'function') {
+    // The addon keeps everything (tables and bit planes too): one N-API call per run.
+    const handle = addon.binaryConv2dCreate(w, geom, padValue);
+    const exec = addon.binaryConv2dExec.bind(addon);
+    return {
+      outShape: (n) => [n, Cout, Ho, Wo],
+      run(x, n, scale, bias, thr, given) {
+        const len = n * Cout * Ho * Wo;
+        const out = given && given.length === len ? given : new Float32Array(len);
+        exec(handle, out, x, n, scale, bias, thr ?? null);
+        return out;
+      },
+    };
+  }
+  if (typeof addon.binaryConv2dPrepare !== 'function' || typeof addon.binaryConv2dRun !== 'function') return null;
   const prep = addon.binaryConv2dPrepare(w, geom, padValue);
   const run = addon.binaryConv2dRun.bind(addon);
   return {

@@ -46,6 +46,25 @@ interface DnnlAddon {
   maxPool2dBackward(dx: Float32Array, dy: Float32Array, argmax: Int32Array): void;
   avgPool2d(y: Float32Array, x: Float32Array, ...g: PoolArgs): void;
   avgPool2dBackward(dx: Float32Array, dy: Float32Array, ...g: PoolArgs): void;
+  /** Inference conv prepared once (N in g ignored); layout 0 auto, 1 blocked + NCHW reorders, 2 plain NCHW. */
+  conv2dCreate?(w: Float32Array, bias: Float32Array | null, ...g: [...ConvArgs, number?]): PreparedConvHandle;
+  conv2dExec?(handle: PreparedConvHandle, y: Float32Array, x: Float32Array, n: number): void;
+}
+
+/** An opaque prepared-conv handle of the addon (conv2dCreate). */
+type PreparedConvHandle = { readonly __brand: 'PreparedConvHandle' };
+
+/** Layout a prepared conv runs in: 'auto' (per shape, see native/dnnl/conv2d_prepared.cc), or forced. */
+export type PreparedConvLayout = 'auto' | 'blocked' | 'plain';
+
+/** A float conv prepared once for inference (see `prepareConv2d`). */
+export interface PreparedConv2d {
+  /**
+   * y [n, Cout, Ho, Wo] = conv2d(x, w) + bias[co] for x [n, C, H, W] (C, H, W as prepared; any n).
+   * Writes into `out` when it has the right length (every element is written), else a new array.
+   */
+  run(x: Float32Array, n: number, out?: Float32Array): Float32Array;
+  readonly outShape: (n: number) => [number, number, number, number];
 }
 
 /**
@@ -171,3 +190,33 @@ function create(k: DnnlAddon, nativeMatmul: Backend['matmul']): DnnlKernels {
 
 /** The oneDNN-backed float kernels, or null when the addon or its oneDNN part is not built. */
 export const dnnlKernels: DnnlKernels | null = dnnlAddon && dnnlMatmulNative ? create(dnnlAddon, dnnlMatmulNative) : null;
+
+/**
+ * A float convolution (zero padding, the Backend's conv2d geometry) prepared once for repeated
+ * forward passes — the inference engine's float convs. oneDNN's primitive is created once per
+ * (batch size, thread count) and kept, the weights are copied now and reordered into the
+ * primitive's layout once, and the bias is fused into the primitive; x and y stay plain NCHW.
+ * Results equal backend conv2d followed by the bias add within float32 rounding (oneDNN may sum in
+ * another order). Null when the addon or its oneDNN part is missing. `layout` forces a layout
+ * (tests, benchmarks).
+ */
+export function prepareConv2d(
+  w: Float32Array, wShape: Shape, inShape: readonly [number, number, number], p: Conv2dParams, bias: Float32Array | null,
+  layout: PreparedConvLayout = 'auto',
+): PreparedConv2d | null {
+  if (!dnnlAddon || typeof dnnlAddon.conv2dCreate !== 'function' || typeof dnnlAddon.conv2dExec !== 'function') return null;
+  const [C, H, W] = inShape;
+  const { args, ho, wo } = convDims([0, C, H, W], wShape, p);
+  const Cout = args[4];
+  const handle = dnnlAddon.conv2dCreate(w, bias, ...args, layout === 'auto' ? 0 : layout === 'blocked' ? 1 : 2);
+  const exec = dnnlAddon.conv2dExec.bind(dnnlAddon);
+  return {
+    outShape: (n) => [n, Cout, ho, wo],
+    run(x, n, given) {
+      const len = n * Cout * ho * wo;
+      const y = given && given.length === len ? given : new Float32Array(len);
+      exec(handle, y, x, n);
+      return y;
+    },
+  };
+}

@@ -2,6 +2,7 @@ import type { Backend } from '../../core/backend.js';
 import { binary, clamp, contiguous, unary } from './elementwise.js';
 import { argmax, max, sum } from './reduce.js';
 import { matmul } from './matmul.js';
+import './threads.js'; // registers the worker pool's parallel matmul (Node only)
 import { conv2d, conv2dBackwardFilter, conv2dBackwardInput } from './conv2d.js';
 import { pad2d } from './pad2d.js';
 import { avgPool2d, avgPool2dBackward, maxPool2d, maxPool2dBackward } from './pool2d.js';

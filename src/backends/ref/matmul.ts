@@ -1,4 +1,17 @@
-import { parallelMatmulNT } from './threads.js';
+/**
+ * The row-parallel C = A·Bᵀ of the Node worker pool (threads.ts registers it when the reference
+ * backend is imported in Node); this file stays free of Node built-ins so the browser build can use it.
+ */
+type ParallelNT = (
+  A: Float32Array, B: Float32Array, M: number, K: number, N: number,
+  rows: (A: Float32Array, B: Float32Array, M: number, K: number, N: number, i0: number, i1: number, C: Float32Array) => Float32Array,
+) => Float32Array | null;
+let parallelMatmulNT: ParallelNT = () => null;
+
+/** Install the worker pool's parallel product (threads.ts does, on import). */
+export function setParallelMatmulNT(f: ParallelNT): void {
+  parallelMatmulNT = f;
+}
 
 /**
  * Reference matmul: C[M,N] = op(A)·op(B). Operands are first brought to the "NT" form

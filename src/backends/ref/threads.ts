@@ -1,5 +1,6 @@
 import * as os from 'node:os';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { setParallelMatmulNT } from './matmul.js';
 
 /**
  * A small thread pool for the reference backend's GEMM, so the pure-TypeScript path uses every core.
@@ -124,3 +125,5 @@ export function parallelMatmulNT(
   }
   return Float32Array.from(Cs);
 }
+
+setParallelMatmulNT(parallelMatmulNT);
