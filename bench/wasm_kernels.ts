@@ -5,8 +5,11 @@
  * (binary conv == TypeScript reference exactly, float conv within 1e-4), then times: each figure
  * is the best call over ≥ 200 ms (the host is shared: the best call is the least disturbed one).
  * Ends with `RESULT wasm_bconv_r20_us=<Σ over 16→16@32, 32→32@16, 64→64@8, padValue 0, SIMD build>`.
+ * Then, SIMD build, each binary layer with a residual (ResNet's `add` after the conv): the conv then
+ * the engine's float32 add loop (infer/kernels.ts `add`) vs the residual fused into the conv's
+ * epilogue; and with `--threads N` the threaded build (N threads, worker_threads) beside it.
  *
- *   npx tsc -p tsconfig.json && node dist/bench/wasm_kernels.js [--extra file.wasm ...]
+ *   npx tsc -p tsconfig.json && node dist/bench/wasm_kernels.js [--extra file.wasm ...] [--threads N]
  *
  * `--extra` times more SIMD builds of native/wasm (e.g. compiled with -DOB_BGEMM_SIMD=0, the
  * i64.popcnt GEMM) beside the two standard ones.
@@ -16,8 +19,9 @@ import type { Conv2dParams } from '../src/core/backend.js';
 import { Rng } from '../src/core/rng.js';
 import { binaryConv2d } from '../src/backends/ref/binary.js';
 import { conv2d } from '../src/backends/ref/conv2d.js';
+import { add } from '../src/infer/kernels.js';
 import { instantiateWasmKernelsSync, type WasmKernels } from '../src/infer/wasm/index.js';
-import { loadWasmKernelsNode } from '../src/infer/wasm/node.js';
+import { loadWasmKernelsNode, loadWasmKernelsNodeThreaded } from '../src/infer/wasm/node.js';
 
 interface Layer { name: string; cin: number; cout: number; h: number; s: number; pad: number; float?: boolean }
 const layers: Layer[] = [
@@ -83,7 +87,9 @@ function setup(k: WasmKernels, l: Layer, label: string): () => void {
 
 const builds: [string, WasmKernels][] = [['wasm-simd', loadWasmKernelsNode('wasm-simd')], ['wasm', loadWasmKernelsNode('wasm')]];
 const argv = process.argv.slice(2);
+let threads = 0;
 for (let i = 0; i < argv.length; i++) {
+  if (argv[i] === '--threads' && argv[i + 1]) threads = Number(argv[++i]);
   if (argv[i] === '--extra' && argv[i + 1]) {
     const file = argv[++i]!;
     builds.push([file.replace(/^.*\//, ''), instantiateWasmKernelsSync(readFileSync(file), 'wasm-simd')]);
@@ -102,3 +108,32 @@ layers.forEach((l, li) => console.log(`| ${l.name} | ${us[li]!.map((v) => v.toFi
 const sums = builds.map((_, bi) => SUMMED.reduce((s, l) => s + us[layers.indexOf(l)]![bi]!, 0));
 console.log(`| Σ 3 stages, pad 0 | ${sums.map((v) => v.toFixed(1)).join(' | ')} |`);
 console.log(`RESULT wasm_bconv_r20_us=${sums[0]!.toFixed(1)}`);
+
+/** Layer l on k with a residual: the conv then the separate add (`false`), or fused (`true`). */
+function residualRun(k: WasmKernels, l: Layer, fused: boolean): () => void {
+  const p: Conv2dParams = { stride: [l.s, l.s], padding: [1, 1], dilation: [1, 1], groups: 1 };
+  const w = values(l.cout * l.cin * 9, 1), x = values(l.cin * l.h * l.h, 2), bias = values(l.cout, 3);
+  const thr = values(l.cin, 4).map((v) => v * 0.1), scale = values(l.cout, 5);
+  const prep = k.prepareBinaryConv2d(w, [l.cout, l.cin, 3, 3], [l.cin, l.h, l.h], p, l.pad)!;
+  const len = prep.outShape(1).reduce((a, b) => a * b, 1), r = values(len, 6), t = new Float32Array(len), out = new Float32Array(len);
+  const sep = add(prep.run(x, 1, scale, bias, thr, t), r), fus = prep.run(x, 1, scale, bias, thr, out, r);
+  if (!sep.every((v, i) => Object.is(v, fus[i]))) throw new Error(`${l.name}: fused residual differs from conv + add`);
+  return fused ? () => prep.run(x, 1, scale, bias, thr, out, r) : () => add(prep.run(x, 1, scale, bias, thr, t), r, () => out);
+}
+
+const bin = layers.filter((l) => !l.float);
+const simd = builds[0]![1];
+const variants: [string, WasmKernels, boolean][] = [['conv + add', simd, false], ['fused residual', simd, true]];
+if (threads > 1) {
+  const kt = await loadWasmKernelsNodeThreaded(threads);
+  variants.push([`fused, ${kt.threads} threads`, kt, true]);
+}
+const rruns = variants.map(([, k, fused]) => bin.map((l) => residualRun(k, l, fused)));
+const rus = bin.map(() => variants.map(() => Infinity));
+for (let round = 0; round < 2; round++) {
+  bin.forEach((_, li) => variants.forEach((__, vi) => (rus[li]![vi] = Math.min(rus[li]![vi]!, best(rruns[vi]![li]!)))));
+}
+console.log(`\n| layer + residual (batch 1, wasm-simd) | ${variants.map(([v]) => `${v} µs`).join(' | ')} |`);
+console.log(`|---|${variants.map(() => '---:').join('|')}|`);
+bin.forEach((l, li) => console.log(`| ${l.name} | ${rus[li]!.map((v) => v.toFixed(1)).join(' | ')} |`));
+for (const [, k] of variants) k.dispose();

@@ -7,7 +7,9 @@
  * first (a wrong baseline would make a wrong ratio). Prints latencies and ends with
  *   RESULT web_speedup_vs_tfjs_wasm_r20_b1=<TF.js ms ÷ onebit ms>
  *
- *   npm run bench:web [-- --arch resnet20 --method bireal --iters 50 --rounds 5 --backend wasm-simd --tf-threads 1]
+ * (both single-threaded: the default; with --threads / --tf-threads > 1 the key gets a _<n>t_tf<m>t suffix)
+ *
+ *   npm run bench:web [-- --arch resnet20 --method bireal --iters 20 --rounds 15 --backend wasm-simd --threads 1 --tf-threads 1]
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -23,9 +25,10 @@ import { serveStatic } from './web/serve.js';
 const o = new Command('bench-web')
   .option('--arch <name>', 'resnet20 | resnet18 | vgg-small (CIFAR input 3x32x32)', 'resnet20')
   .option('--method <name>', 'binary method preset of the 1-bit model', 'bireal')
-  .option('--iters <n>', 'timed calls per round and engine', '50')
-  .option('--rounds <n>', 'alternating rounds (median over all)', '5')
+  .option('--iters <n>', 'calls per timed block', '20')
+  .option('--rounds <n>', 'alternating blocks per engine (median of the per-call means)', '15')
   .option('--backend <name>', 'onebit backend: wasm-simd | wasm | js', 'wasm-simd')
+  .option('--threads <n>', 'onebit threads (>1 serves the page cross-origin isolated)', '1')
   .option('--tf-threads <n>', 'TF.js WebAssembly threads (>1 serves the page cross-origin isolated)', '1')
   .option('--chromium <path>', 'browser executable', '/usr/bin/chromium')
   .parse()
@@ -47,11 +50,11 @@ const page = await esbuild.build({
   write: false, external: ['/dist/web/onebit.js'], logLevel: 'error', minify: true,
 });
 const html = '<!doctype html><meta charset="utf-8"><title>onebit bench:web</title><script type="module" src="/page.js"></script><p>bench:web</p>';
-const tfThreads = Number(o.tfThreads);
+const tfThreads = Number(o.tfThreads), threads = Number(o.threads);
 const server = await serveStatic({
   mounts: { '/dist/web/': path.join(root, 'dist', 'web'), '/tfjs-wasm/': path.join(root, 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist') },
   files: { '/': { body: html, type: 'text/html; charset=utf-8' }, '/page.js': { body: page.outputFiles[0]!.contents }, '/binary.onebit': { body: binary }, '/float.onebit': { body: float } },
-  isolated: tfThreads > 1,
+  isolated: tfThreads > 1 || threads > 1,
 });
 const browser = await chromium.launch({ executablePath: o.chromium, args: ['--no-sandbox'] });
 try {
@@ -59,7 +62,7 @@ try {
   tab.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') console.error(`[page ${m.type()}] ${m.text()}`); });
   await tab.goto(`${server.url}/`);
   await tab.waitForFunction(() => typeof (globalThis as { runBench?: unknown }).runBench === 'function', null, { timeout: 60_000 });
-  const opts = { binaryUrl: '/binary.onebit', floatUrl: '/float.onebit', iters: Number(o.iters), rounds: Number(o.rounds), backend: o.backend, tfThreads };
+  const opts = { binaryUrl: '/binary.onebit', floatUrl: '/float.onebit', iters: Number(o.iters), rounds: Number(o.rounds), backend: o.backend, threads, tfThreads };
   const r = await tab.evaluate((a) => (globalThis as unknown as { runBench(x: typeof a): Promise<any> }).runBench(a), opts);
   const ratio = r.tfjs.medianMs / r.onebit.medianMs;
   console.log(`bench:web  ${arch}  batch 1  ${new Date().toISOString().slice(0, 10)}  ${r.userAgent}`);
@@ -70,7 +73,8 @@ try {
   console.log(`| onebit 1-bit (${o.method}) | ${r.onebit.backend} | ${r.onebit.threads} | ${r.onebit.medianMs.toFixed(3)} | ${r.onebit.fileBytes} |`);
   console.log(`| TF.js ${r.tfjs.version} float | ${r.tfjs.backend} | ${r.tfjs.threads} | ${r.tfjs.medianMs.toFixed(3)} | ${r.onebit.floatBytes} (float32) |`);
   console.log(`speedup: ${ratio.toFixed(2)}x (TF.js ms ÷ onebit ms), page cross-origin isolated: ${r.crossOriginIsolated}`);
-  console.log(`RESULT web_speedup_vs_tfjs_wasm_${key}_b1=${ratio.toFixed(3)}`);
+  const suffix = threads > 1 || tfThreads > 1 ? `_${threads}t_tf${tfThreads}t` : '';
+  console.log(`RESULT web_speedup_vs_tfjs_wasm_${key}_b1${suffix}=${ratio.toFixed(3)}`);
 } finally {
   await browser.close();
   await server.close();

@@ -2,6 +2,10 @@
 // Builds onebit's WebAssembly kernels (native/wasm/*.c, freestanding C: no libc, no emscripten):
 //   build/wasm/onebit-simd.wasm   with 128-bit SIMD (Chrome 91+, Firefox 89+, Safari 16.4+, Node 16.4+)
 //   build/wasm/onebit.wasm        scalar, for engines without SIMD
+//   build/wasm/onebit-simd-threads.wasm   SIMD on an imported shared memory (env.memory, max 1 GiB),
+//                                 for Web Workers / worker_threads (src/infer/wasm/pool.ts); same C
+//                                 (-matomics -mbulk-memory; each instance's __stack_pointer is set
+//                                 by its loader, the kernels take [begin, end) work ranges)
 // Each is one clang call (clang ≥ 13 with the wasm32 target, and wasm-ld from lld):
 //   clang --target=wasm32 -O3 -ffreestanding -nostdlib -ffp-contract=off [-msimd128] \
 //     -Wl,--no-entry -Wl,--export=__heap_base -Wl,-z,stack-size=65536 -o OUT native/wasm/*.c
@@ -33,7 +37,9 @@ function giveUp(why) {
 }
 
 fs.mkdirSync(outDir, { recursive: true });
-for (const [file, extra] of [['onebit-simd.wasm', ['-msimd128']], ['onebit.wasm', []]]) {
+const THREADS = ['-msimd128', '-matomics', '-mbulk-memory', '-mmutable-globals', '-Wl,--import-memory', '-Wl,--shared-memory',
+  '-Wl,--initial-memory=2097152', '-Wl,--max-memory=1073741824', '-Wl,--export=__stack_pointer'];
+for (const [file, extra] of [['onebit-simd.wasm', ['-msimd128']], ['onebit.wasm', []], ['onebit-simd-threads.wasm', THREADS]]) {
   const out = path.join(outDir, file);
   const r = spawnSync(cc, [...flags, ...extra, '-o', out, ...sources], { stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' });
   if (r.error) giveUp(`${cc}: ${r.error.code === 'ENOENT' ? 'not found' : r.error.message}`);
@@ -43,7 +49,9 @@ for (const [file, extra] of [['onebit-simd.wasm', ['-msimd128']], ['onebit.wasm'
   }
   if (r.stderr) process.stderr.write(r.stderr);
   // The module must be self-contained: a libc call the compiler emitted would show up as an import.
-  const imports = WebAssembly.Module.imports(new WebAssembly.Module(fs.readFileSync(out)));
+  // (The threaded build imports its shared memory as env.memory, nothing else.)
+  const imports = WebAssembly.Module.imports(new WebAssembly.Module(fs.readFileSync(out)))
+    .filter((i) => !(extra === THREADS && i.module === 'env' && i.name === 'memory' && i.kind === 'memory'));
   if (imports.length) giveUp(`${file} imports ${imports.map((i) => i.name).join(', ')}`);
   console.log(`onebit: built ${path.relative(root, out)} (${fs.statSync(out).size} bytes)`);
 }

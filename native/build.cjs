@@ -29,3 +29,8 @@ if (r.status !== 0) {
   }
   console.warn(msg);
 }
+
+// node-gyp rebuild empties build/, so the WebAssembly kernels (build/wasm/, the browser backend and
+// ONEBIT_BACKEND=wasm) are built after it; without clang + lld that step only warns (unless ONEBIT_REQUIRE_WASM=1).
+const w = spawnSync(process.execPath, [path.join(__dirname, 'build-wasm.cjs')], { stdio: 'inherit', cwd: path.join(__dirname, '..') });
+if (w.status !== 0) process.exit(w.status ?? 1);

@@ -292,3 +292,55 @@ test('prepared native binary conv (weights packed once, fused per-channel affine
     }
   }
 });
+
+test('prepared native binary conv: ResNet-18 CIFAR layers, groups, dilation, tail words, batch sizes and thread counts (bit-exact)', { skip: prepareBinaryConv2d(new Float32Array(1), [1, 1, 1, 1], [1, 1, 1], { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 }, 0) ? false : 'native addon without binaryConv2dPrepare' }, () => {
+  const threads0 = addon!.info().threads;
+  // C, Cout, H, W, k, stride, pad, dilation, groups, padValue
+  const cases: [number, number, number, number, number, number, number, number, number, number][] = [
+    [64, 64, 32, 32, 3, 1, 1, 1, 1, 0], [64, 128, 32, 32, 3, 2, 1, 1, 1, -1], [128, 128, 16, 16, 3, 1, 1, 1, 1, 1],
+    [128, 256, 16, 16, 3, 2, 1, 1, 1, 0], [256, 256, 8, 8, 3, 1, 1, 1, 1, -1], [256, 512, 8, 8, 3, 2, 1, 1, 1, 0], [512, 512, 4, 4, 3, 1, 1, 1, 1, 0],
+    [97, 40, 11, 13, 3, 1, 1, 1, 1, 0], // three plane words (last one partial), odd sizes: packed pixels span rows
+    [33, 12, 5, 19, 3, 2, 2, 2, 1, -1], // dilation 2, stride 2
+    [66, 34, 9, 7, 3, 1, 1, 1, 2, 0], [64, 32, 6, 6, 1, 1, 0, 1, 2, 1], // groups 2
+    [40, 24, 17, 9, 1, 2, 0, 1, 1, 0], [1, 5, 3, 3, 3, 1, 1, 1, 1, -1],
+  ];
+  let k = 0;
+  try {
+    for (const [C, Cout, H, W, ks, s, pd, dil, groups, padValue] of cases) {
+      const p: Conv2dParams = { stride: [s, s], padding: [pd, pd], dilation: [dil, dil], groups };
+      const wShape = [Cout, C / groups, ks, ks];
+      const w = values(Cout * (C / groups) * ks * ks, 700 + k);
+      const prep = prepareBinaryConv2d(w, wShape, [C, H, W], p, padValue)!;
+      const scale = values(Cout, 800 + k), bias = values(Cout, 900 + k), thr = values(C, 1000 + k);
+      // One reference run on the largest batch; smaller batches are its prefixes.
+      const big = Cout * C * H * W > 1e6, Nmax = big ? 2 : 3, CHW = C * H * W;
+      const xAll = values(Nmax * CHW, 1100 + k++).map((v, i) => (i % 23 === 0 ? thr[Math.floor(i / (H * W)) % C]! : v));
+      const raw = binaryConv2d(xAll, [Nmax, C, H, W], w, wShape, p, padValue);
+      const rawT = binaryConv2d(xAll.map((v, i) => v - thr[Math.floor(i / (H * W)) % C]!), [Nmax, C, H, W], w, wShape, p, padValue);
+      const batches: (readonly [number, number])[] = big ? [[1, 2], [2, 1], [1, 2]] : [[1, 2], [3, 2], [1, 1], [2, 2], [1, 2]];
+      for (const [N, t] of batches) { // the bit planes grow, then are reused for a smaller batch
+        addon!.setThreads(t);
+        const x = xAll.subarray(0, N * CHW);
+        const tag = `C${C} Cout${Cout} ${H}x${W} k${ks} s${s} p${pd} d${dil} g${groups} pv${padValue} N${N} threads ${t}`;
+        const [, , Ho, Wo] = prep.outShape(N);
+        const P = Ho * Wo;
+        const plain = prep.run(x, N, null, null);
+        assert.equal(plain.length, N * Cout * P);
+        for (let i = 0; i < plain.length; i++) if (plain[i] !== raw[i]) assert.fail(`${tag} plain: [${i}] = ${plain[i]}, want ${raw[i]}`);
+        // The engine's call: thresholds folded into the packing, the affine map in the epilogue, a reused output.
+        const out = new Float32Array(N * Cout * P).fill(NaN);
+        const got = prep.run(x, N, scale, bias, thr, out);
+        assert.equal(got, out);
+        for (let i = 0; i < got.length; i++) {
+          const co = Math.floor(i / P) % Cout;
+          const want = Math.fround(Math.fround(rawT[i]! * scale[co]!) + bias[co]!);
+          if (!Object.is(got[i], want)) assert.fail(`${tag} thr+affine: [${i}] = ${got[i]}, want ${want}`);
+        }
+      }
+    }
+  } finally {
+    addon!.setThreads(threads0);
+  }
+  const exec = addon!.binaryConv2dExec;
+  if (exec) assert.throws(() => exec({} as never, new Float32Array(1), new Float32Array(1), 1, null, null, null), /handle from binaryConv2dCreate/);
+});

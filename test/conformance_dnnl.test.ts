@@ -5,7 +5,7 @@ import type { Conv2dParams, Pool2dParams, Shape } from '../src/core/backend.js';
 import { Rng } from '../src/core/rng.js';
 import { refBackend as R } from '../src/backends/ref/index.js';
 import { loadAddon, nativeLoadError } from '../src/backends/native/addon.js';
-import { DNNL_MATMUL_MIN_MACS, dnnlKernels, dnnlMatmulNative } from '../src/backends/native/dnnl.js';
+import { DNNL_MATMUL_MIN_MACS, dnnlKernels, dnnlMatmulNative, prepareConv2d, type PreparedConvLayout } from '../src/backends/native/dnnl.js';
 
 /*
  * Conformance of the native float kernels (oneDNN conv/matmul, OpenMP batch norm and pooling)
@@ -119,6 +119,50 @@ if (!K || !nativeMatmul) {
     }
   });
 
+  test('prepared dnnl conv2d (weights once, bias fused) matches the reference conv + bias, every layout, batch size and thread count', () => {
+    const addon = loadAddon()!;
+    const threads0 = addon.info().threads;
+    // The ResNet-18 CIFAR float convs (stem, 1x1 shortcuts), then the awkward cases above.
+    const prepCases: ConvCase[] = [
+      conv(1, 3, 32, 32, 64, 3, 1, 1), conv(1, 64, 16, 16, 128, 1, 1, 0), conv(1, 128, 8, 8, 256, 1, 1, 0), conv(1, 256, 4, 4, 512, 1, 1, 0),
+      conv(1, 64, 32, 32, 128, 1, 2, 0), ...cases,
+    ];
+    let seed = 5000;
+    try {
+      prepCases.forEach((cc, i) => {
+        const { c, h, w, cout, kh, kw, p } = cc;
+        const wShape = [cout, c / p.groups, kh, kw];
+        const wt = rand(size(wShape), seed++);
+        const bias = i % 3 === 2 ? null : rand(cout, seed++);
+        const layouts: PreparedConvLayout[] = ['auto', 'blocked', 'plain'];
+        for (const layout of layouts) {
+          const prep = prepareConv2d(wt, wShape, [c, h, w], p, bias, layout);
+          assert.ok(prep, 'prepareConv2d returned null with oneDNN built');
+          for (const [n, t] of [[1, 2], [3, 1], [1, 1], [3, 2], [1, 2]] as const) { // back to a cached (n, threads) entry
+            addon.setThreads(t);
+            const xShape = [n, c, h, w], x = rand(size(xShape), seed++);
+            const want = R.conv2d(x, xShape, wt, wShape, p);
+            const [, , ho, wo] = prep.outShape(n);
+            if (bias) for (let o = 0; o < want.length; o++) want[o] = want[o]! + bias[Math.floor(o / (ho * wo)) % cout]!;
+            const out = new Float32Array(want.length).fill(NaN);
+            const got = prep.run(x, n, out);
+            assert.equal(got, out, 'run writes into a given array of the right length');
+            const tag = `prepared ${layout} x[${xShape}] w[${wShape}] stride ${p.stride[0]} pad ${p.padding[0]} dil ${p.dilation[0]} groups ${p.groups} bias ${!!bias} threads ${t}`;
+            assertSumClose(got, want, (c / p.groups) * kh * kw + 1, tag);
+            assertSumClose(prep.run(x, n, new Float32Array(1)), want, (c / p.groups) * kh * kw + 1, `${tag} (new array)`);
+          }
+        }
+      });
+    } finally {
+      addon.setThreads(threads0);
+    }
+    const p: Conv2dParams = { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 };
+    const prep = prepareConv2d(rand(9, 1), [1, 1, 3, 3], [1, 3, 3], p, null)!;
+    assert.throws(() => prep.run(new Float32Array(5), 1), /onebit native: conv2dExec: x has 5 elements/);
+    const exec = (loadAddon() as unknown as { conv2dExec(h: unknown, y: Float32Array, x: Float32Array, n: number): void }).conv2dExec;
+    assert.throws(() => exec({}, new Float32Array(1), new Float32Array(9), 1), /handle from conv2dCreate/);
+  });
+
   test('dnnl conv2d: repeated calls reuse the cached primitive and see new data', () => {
     const p: Conv2dParams = { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 };
     const xShape = [2, 33, 9, 9], wShape = [31, 33, 3, 3];
@@ -183,7 +227,7 @@ if (!K || !nativeMatmul) {
   });
 
   test('native pooling is bit-identical to the reference (max with argmax and ties, avg without padding)', () => {
-    const xShapes: Shape[] = [[2, 1, 7, 5], [2, 3, 9, 9], [1, 33, 7, 5], [2, 64, 9, 9], [1, 65, 8, 6], [32, 16, 16, 16]];
+    const xShapes: Shape[] = [[2, 1, 7, 5], [2, 3, 9, 9], [1, 33, 7, 5], [2, 64, 9, 9], [1, 65, 8, 6], [32, 16, 16, 16], [1, 64, 32, 32], [1, 3, 11, 19]];
     const params: Pool2dParams[] = [
       { kernel: [2, 2], stride: [2, 2], padding: [0, 0] },
       { kernel: [3, 3], stride: [1, 1], padding: [1, 1] },
@@ -196,7 +240,8 @@ if (!K || !nativeMatmul) {
       for (const p of params) {
         const tag = `x[${xShape}] kernel ${p.kernel} stride ${p.stride} pad ${p.padding}`;
         const n = size(xShape);
-        for (const x of [randInt(n, seed++), rand(n, seed++)]) {
+        const zeros = Float32Array.from({ length: n }, (_, i) => (i % 3 === 0 ? 0 : -0)); // avg of four −0 is +0 (sum from +0)
+        for (const x of [randInt(n, seed++), rand(n, seed++), zeros]) {
           const got = K.maxPool2d(x, xShape, p), want = R.maxPool2d(x, xShape, p);
           assertSame(got.y, want.y, `maxPool2d y ${tag}`);
           assertSame(got.argmax, want.argmax, `maxPool2d argmax ${tag}`);

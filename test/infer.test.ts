@@ -28,7 +28,10 @@ import { vggSmall } from '../src/models/vgg_small.js';
 import { ReActBlock, reactnetA } from '../src/models/reactnet_a.js';
 import { exportCheckpoint, exportGraph, exportModel } from '../src/deploy/export.js';
 import { train, loadData, loadTrainedModel } from '../src/train/trainer.js';
-import { loadModel, loadModelSync } from '../src/infer/engine.js';
+import { InferenceModel, loadModel, loadModelSync } from '../src/infer/engine.js';
+import type { InferBackend } from '../src/infer/backend.js';
+import { jsInferBackend, wasmInferBackend } from '../src/infer/web_backend.js';
+import { loadWasmKernelsNode } from '../src/infer/wasm/node.js';
 
 /** Uniform in [lo, hi). */
 const uni = (lo: number, hi: number): number => lo + (hi - lo) * rng().next();
@@ -139,15 +142,28 @@ function parity(model: Module, inputShape: number[], n: number, opts: { fold?: b
   }
   const graph = exportGraph(model, { inputShape, fold: opts.fold, fuseThresholds: opts.fuseThresholds });
   const m = loadModelSync(encodeOnebit(graph));
-  const y = m.predict(x, [n, ...inputShape]);
-  let maxDiff = 0, scale = 0;
-  for (let i = 0; i < y.length; i++) { maxDiff = Math.max(maxDiff, Math.abs(y[i]! - ref[i]!)); scale = Math.max(scale, Math.abs(ref[i]!)); }
+  // The same graph on every other engine backend: the WebAssembly builds (when built) and plain TypeScript.
+  const others = [...WASM_BACKENDS, jsInferBackend].map((be) => new InferenceModel(graph, 'parity', be));
+  let maxDiff = 0, scale = 0, top1Same = true;
   const C = m.classes;
   const top = (v: ArrayLike<number>, r: number) => { let b = 0; for (let c = 1; c < C; c++) if (v[r * C + c]! > v[r * C + b]!) b = c; return b; };
-  let top1Same = true;
-  for (let r = 0; r < n; r++) top1Same &&= top(y, r) === top(ref, r);
+  for (const engine of [m, ...others]) {
+    const y = engine.predict(x, [n, ...inputShape]);
+    for (let i = 0; i < y.length; i++) { maxDiff = Math.max(maxDiff, Math.abs(y[i]! - ref[i]!)); scale = Math.max(scale, Math.abs(ref[i]!)); }
+    for (let r = 0; r < n; r++) top1Same &&= top(y, r) === top(ref, r);
+  }
   return { maxDiff, scale, top1Same, graph };
 }
+
+/** The WebAssembly kernel builds present (both in CI, which sets ONEBIT_REQUIRE_WASM=1). */
+const WASM_BACKENDS: InferBackend[] = (['wasm-simd', 'wasm'] as const).flatMap((kind) => {
+  try {
+    return [wasmInferBackend(loadWasmKernelsNode(kind))];
+  } catch (e) {
+    if (process.env.ONEBIT_REQUIRE_WASM === '1') throw e;
+    return [];
+  }
+});
 
 /**
  * Tolerance: |Δlogit| <= TOL·max(1, max|logit|). Folding batch norm, the weight/activation levels
@@ -315,10 +331,25 @@ test('export: unknown modules and non-binary quantizers fail with one clear erro
   assert.throws(() => exportModel(tern, { inputShape: [4] }), /ste_tern \(2 bits\)/);
   const dq = new Sequential(new BinaryLinear(4, 3, { inputQuantizer: 'ste_sign', kernelQuantizer: 'dorefa' }));
   assert.throws(() => exportModel(dq, { inputShape: [4] }), /dorefa/);
-  const float = mnistModel('mlp', methodPreset('float'), { hidden: 8 });
-  assert.throws(() => exportModel(float, { inputShape: [1, 28, 28] }), /exportModel: 4 \(BinaryLinear.*identity \(32 bits\)/);
   assert.throws(() => exportModel(new Sequential(new Linear(4, 3)), { inputShape: [5] }), /dense "0" weight: expected shape \[O, 5\], but got \[3,4\]/);
   assert.throws(() => exportModel(new Sequential(new Linear(4, 3)), { inputShape: [4], classes: 10 }), /classes: expected 3/);
+});
+
+test('export: the float preset (identity quantizers) exports as a float graph equal to the training graph', () => {
+  manualSeed(5);
+  for (const arch of ['mlp', 'resnet20'] as const) {
+    const model = arch === 'mlp' ? mnistModel('mlp', methodPreset('float'), { hidden: 8 }) : resnet20(methodPreset('float'));
+    const shape = arch === 'mlp' ? [1, 28, 28] : [3, 8, 8];
+    model.eval();
+    const x = randInput(2, shape);
+    const ref = noGrad(() => model.forward(wrap(x, [2, ...shape]))).f32();
+    const graph = exportGraph(model, { inputShape: shape });
+    assert.equal(count(graph, 'binary_conv2d') + count(graph, 'binary_dense') + count(graph, 'sign') + count(graph, 'levels'), 0, `${arch}: no binary ops`);
+    const y = loadModelSync(encodeOnebit(graph)).predict(x, [2, ...shape]);
+    let d = 0, sc = 0;
+    for (let i = 0; i < y.length; i++) { d = Math.max(d, Math.abs(y[i]! - ref[i]!)); sc = Math.max(sc, Math.abs(ref[i]!)); }
+    assert.ok(d <= TOL * Math.max(1, sc), `${arch}: max |Δlogit| ${d}`);
+  }
 });
 
 test('export: layers with one real side (null quantizer) run as float ops', () => {

@@ -121,13 +121,15 @@ const tag = (c: Case): string => `C${c.C} ${c.H}x${c.W} → ${c.Cout} k${c.kh}x$
 const wLen = (c: Case): number => c.Cout * (c.C / c.p.groups) * c.kh * c.kw;
 const wShapeOf = (c: Case): number[] => [c.Cout, c.C / c.p.groups, c.kh, c.kw];
 
-/** y·scale + bias in float32 (one multiply, then one add), the prepared conv's epilogue. */
+/** The prepared conv's epilogue in float32: ·scale when given, then + bias when given (the native kernel's order). */
 function affine(y: Float32Array, n: number, Cout: number, scale: Float32Array | null, bias: Float32Array | null): Float32Array {
-  if (!scale && !bias) return y;
   const P = y.length / (n * Cout), out = new Float32Array(y.length);
   for (let i = 0; i < y.length; i++) {
     const co = Math.floor(i / P) % Cout;
-    out[i] = Math.fround(Math.fround(y[i]! * (scale ? scale[co]! : 1)) + (bias ? bias[co]! : 0));
+    let v = y[i]!;
+    if (scale) v = Math.fround(v * scale[co]!);
+    if (bias) v = Math.fround(v + bias[co]!);
+    out[i] = v;
   }
   return out;
 }
@@ -156,6 +158,66 @@ each('prepared binary conv equals the reference (pad −1/0/+1, thresholds, scal
         }
       }
       assert.deepEqual(prep.outShape(2), [2, c.Cout, ...outHW(c)]);
+      prep.dispose();
+    }
+  }
+});
+
+/** y[i] = t[i] + r[i] in float32 (the separate `add` a fused residual replaces). */
+const addF32 = (t: Float32Array, r: Float32Array): Float32Array => t.map((v, i) => v + r[i]!);
+
+/** A residual with −0, NaN, ±Infinity, huge and subnormal values mixed in. */
+function residualOf(n: number, seed: number): Float32Array {
+  return values(n, seed).map((v, i) => (i % 29 === 7 ? -0 : i % 31 === 3 ? NaN : i % 37 === 5 ? -Infinity : i % 41 === 9 ? 3e38 : i % 43 === 1 ? 1e-42 : v * 100));
+}
+
+each('prepared binary conv with a residual equals conv then a float32 add, bit for bit (with/without scale, bias, thr)', (k) => {
+  let seed = 500;
+  for (const c of CASES) {
+    const w = values(wLen(c), seed++), wShape = wShapeOf(c);
+    for (const pad of [0, -1, 1]) {
+      const prep = k.prepareBinaryConv2d(w, wShape, [c.C, c.H, c.W], c.p, pad)!;
+      assert.equal(prep.residual, true);
+      for (const n of [1, 3]) {
+        for (const variant of [0, 1, 2, 3, 4]) {
+          const x = values(n * c.C * c.H * c.W, seed++);
+          const thr = variant & 1 ? Float32Array.from(values(c.C, seed++), (v) => v * 0.5) : null;
+          const scale = variant >= 2 ? Float32Array.from(values(c.Cout, seed++), (v) => v * 3 + 0.1) : null;
+          const bias = variant === 1 || variant === 3 || variant === 4 ? values(c.Cout, seed++) : null;
+          const plain = prep.run(x, n, scale, bias, thr);
+          const r = residualOf(plain.length, seed++);
+          const want = addF32(plain, r), what = `${tag(c)} pad ${pad} n ${n} variant ${variant}`;
+          assertBits(prep.run(x, n, scale, bias, thr, undefined, r), want, what);
+          const out = new Float32Array(want.length).fill(NaN);
+          assert.equal(prep.run(x, n, scale, bias, thr, out, r), out, `${what}: writes into out`);
+          assertBits(out, want, `${what} (out)`);
+          const rCopy = r.slice(), xCopy = x.slice();
+          assertBits(prep.run(x, n, scale, bias, thr, r, r), want, `${what} (out = residual)`);
+          assertBits(x, xCopy, `${what}: x untouched`);
+          assertBits(prep.run(x, n, scale, bias, thr, undefined, rCopy), want, `${what} (again)`);
+        }
+      }
+      assert.throws(() => prep.run(values(c.C * c.H * c.W, 1), 1, null, null, null, undefined, new Float32Array(3)), OnebitError);
+      prep.dispose();
+    }
+  }
+});
+
+each('prepared float conv with a residual equals conv then a float32 add, bit for bit', (k) => {
+  let seed = 600;
+  for (const c of CASES) {
+    const w = values(wLen(c), seed++), wShape = wShapeOf(c);
+    for (const bias of [null, values(c.Cout, seed++)]) {
+      const prep = k.prepareConv2d(w, wShape, [c.C, c.H, c.W], c.p, bias);
+      assert.equal(prep.residual, true);
+      for (const n of [1, 3]) {
+        const x = values(n * c.C * c.H * c.W, seed++), plain = prep.run(x, n), r = residualOf(plain.length, seed++);
+        const want = addF32(plain, r), what = `${tag(c)} n ${n} bias ${!!bias}`;
+        assertBits(prep.run(x, n, undefined, r), want, what);
+        const out = new Float32Array(want.length);
+        assert.equal(prep.run(x, n, out, r), out);
+        assertBits(out, want, `${what} (out)`);
+      }
       prep.dispose();
     }
   }

@@ -17,7 +17,9 @@ interface BenchOpts {
   rounds: number;
   /** onebit backend ('wasm-simd', 'wasm', 'js'). */
   backend: 'wasm-simd' | 'wasm' | 'js';
-  /** TF.js WebAssembly threads (1 = single-threaded, as onebit). */
+  /** onebit threads (1 = single-threaded; more needs the page cross-origin isolated). */
+  threads: number;
+  /** TF.js WebAssembly threads (1 = single-threaded). */
   tfThreads: number;
 }
 
@@ -26,13 +28,13 @@ const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor(
 async function runBench(o: BenchOpts) {
   const onebit = (await import(/* @vite-ignore */ '/dist/web/onebit.js' as string)) as typeof OnebitWeb;
   const [binBytes, floatBytes] = await Promise.all([o.binaryUrl, o.floatUrl].map(async (u) => new Uint8Array(await (await fetch(u)).arrayBuffer())));
-  const bin = await onebit.loadModel(binBytes!, { backend: o.backend });
+  const bin = await onebit.loadModel(binBytes!, { backend: o.backend, threads: o.threads });
   const floatGraph = onebit.decodeOnebit(floatBytes!, o.floatUrl);
   // The float graph on onebit's TypeScript engine: the reference TF.js's outputs are checked against.
   const floatRef = await onebit.loadModel(floatBytes!, { backend: 'js' });
 
   setWasmPaths('/tfjs-wasm/');
-  if (o.tfThreads > 1 || (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated) setThreadsCount(o.tfThreads);
+  if ((globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated) setThreadsCount(o.tfThreads);
   await tf.setBackend('wasm');
   await tf.ready();
   const run = compileTfjs(tf, floatGraph);
@@ -48,13 +50,16 @@ async function runBench(o: BenchOpts) {
   let maxDiff = 0, scale = 0;
   for (let i = 0; i < refLogits.length; i++) { maxDiff = Math.max(maxDiff, Math.abs(refLogits[i]! - tfLogits[i]!)); scale = Math.max(scale, Math.abs(refLogits[i]!)); }
 
+  // Timed in blocks of `iters` calls (performance.now() is coarsened to 0.1 ms on pages that are not
+  // cross-origin isolated, too coarse for one call): per-call mean of each block, median over blocks.
   const onebitTimes: number[] = [], tfTimes: number[] = [];
-  const timeOnebit = () => { const t0 = performance.now(); bin.predict(x, [1, C, H, W]); return performance.now() - t0; };
-  const timeTf = () => { const t0 = performance.now(); const y = run(xt); y.dataSync(); y.dispose(); return performance.now() - t0; };
-  for (let i = 0; i < 5; i++) { timeOnebit(); timeTf(); } // warm-up (JIT, XNNPACK set-up)
+  const block = (f: () => void) => { const t0 = performance.now(); for (let i = 0; i < o.iters; i++) f(); return (performance.now() - t0) / o.iters; };
+  const stepOnebit = () => { bin.predict(x, [1, C, H, W]); };
+  const stepTf = () => { const y = run(xt); y.dataSync(); y.dispose(); };
+  for (let i = 0; i < 5; i++) { stepOnebit(); stepTf(); } // warm-up (JIT, XNNPACK set-up)
   for (let r = 0; r < o.rounds; r++) {
-    for (let i = 0; i < o.iters; i++) onebitTimes.push(timeOnebit());
-    for (let i = 0; i < o.iters; i++) tfTimes.push(timeTf());
+    onebitTimes.push(block(stepOnebit));
+    tfTimes.push(block(stepTf));
   }
   return {
     onebit: { backend: bin.backend.name, threads: bin.backend.threads, medianMs: median(onebitTimes), fileBytes: bin.size.fileBytes, floatBytes: bin.size.floatBytes },

@@ -46,6 +46,7 @@ export async function serveStatic(opts: {
       fs.readFile(file, (err, body) => (err ? send(404, 'not found') : send(200, body, MIME[path.extname(file)] ?? 'application/octet-stream')));
       return;
     }
+    if (urlPath === '/favicon.ico') return send(204, '');
     send(404, 'not found');
   });
   await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(opts.port ?? 0, '127.0.0.1', () => resolve()); });

@@ -46,11 +46,16 @@ std::string RunBinaryConv2dRaw(const float* x, const uint32_t* rows, const float
 
 // What a run derives from the geometry alone (N aside) and the selected GEMM variant: the
 // bit-im2col offsets (toff: patch word → plane offset; poff: output pixel → plane offset, padded
-// to whole panels), which panels touch the border, and the output-channel chunking.
+// to whole panels) and where each panel's border corrections are.
 struct BinaryConvTables {
   int64_t Ho = 0, Wo = 0, P = 0, taps = 0, Cw = 0, Kw = 0, K = 0, Cog = 0, Hp = 0, Wp = 0, plane = 0, panels = 0;
   std::vector<int32_t> toff, poff;
-  std::vector<uint8_t> panelBorder;  // [panels]: 1 when some pixel of the panel reads the border
+  // Where panel pn's border corrections start in the corrections array (−1: the panel has none),
+  // and the array's stride between output channels: p0 and P for the dense [Cout][P] table;
+  // slot·Cout·lanes and lanes for a plan's panel-major copy (one [Cout][lanes] block per border
+  // panel: the epilogue's reads are contiguous instead of P floats apart, like the stores).
+  std::vector<int64_t> corrBase;
+  int64_t corrRowStride = 0;
 };
 
 // A prepared conv that owns everything a forward pass needs besides x and y (the handle the N-API
@@ -59,7 +64,8 @@ struct BinaryConvTables {
 // fully rewritten by every run). Not safe to run from two threads at once.
 struct BinaryConvPlan {
   BinaryConvGeom g{};  // g.N unused
-  PreparedBinaryConv prep;
+  PreparedBinaryConv prep;           // rows, hasBorder (corr is moved into corrPanels)
+  std::vector<float> corrPanels;     // the same corrections, panel-major (see corrBase)
   BinaryConvTables tables;
   std::vector<uint32_t> xb;
   int64_t xbImages = 0;

@@ -86,7 +86,7 @@ const BgemmVariant* BgemmFind(Isa isa);
 const BgemmVariant& BgemmSelected();
 
 // Threads for `ops` binary ops split into `items` independent pieces (see the rule in
-// bgemm_select.cc): 1 below ~0.1 ms of single-thread work, else omp_get_max_threads().
+// bgemm_select.cc): 1 below ~20 µs of single-thread work, else omp_get_max_threads().
 int BgemmThreads(const BgemmVariant& v, double ops, int64_t items);
 
 // A rows [rows, kw] → the variant's layout [rows, kw · split] (out must hold rows · kw · split words).

@@ -4,9 +4,11 @@
 // else the scalar reference. SelectedIsa() (addon.cc) applies it and honours ONEBIT_ISA=ref|avx2|
 // avx512 to force a lower variant; binaryMatmulIsa runs any one the CPU supports (tests).
 // Threads: one OpenMP team (libgomp, shared with oneDNN), over independent panels, when the
-// product would take more than ~0.1 ms on one core by the variant's rough speed; below that one
-// thread. A libgomp fork/join costs ~5-10 µs here, so 0.1 ms keeps the overhead under ~10 %
-// while letting every ResNet-20 layer at batch 128 (0.3 ms and up on AVX-512) use both cores.
+// product would take more than ~20 µs on one core by the variant's rough speed; below that one
+// thread. A fork/join of the warm team (libgomp spins between regions) costs a few µs, so every
+// batch-1 ResNet-18 CIFAR layer uses both cores: the stride-2 ones (37.7 M binary ops, ~50-60 µs
+// on one core, estimated 75 µs) went from one thread to two at 1.7-2x (the old 0.1 ms rule kept
+// them on one).
 #include <omp.h>
 #include <algorithm>
 #include <new>

@@ -1,6 +1,7 @@
 // oneDNN engine, stream, primitive cache and staged (reordered) arguments: see dnnl_common.h.
 #include "dnnl/dnnl_common.h"
 
+#include <omp.h>
 #include <cstdlib>
 #include <unordered_map>
 
@@ -70,6 +71,10 @@ std::string Key(const char* kernel, std::initializer_list<int64_t> params) {
     k += std::to_string(v);
     k += ',';
   }
+  // oneDNN's OpenMP kernels fix their work split for the thread count at creation: a primitive
+  // made under setThreads(1) would keep one thread busy after setThreads(2).
+  k += "t";
+  k += std::to_string(omp_get_max_threads());
   return k;
 }
 

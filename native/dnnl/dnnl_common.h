@@ -46,7 +46,7 @@ CacheEntry* CacheFind(const std::string& key);
 CacheEntry* CacheInsert(const std::string& key, std::unique_ptr<CacheEntry> entry);
 size_t CacheSize();
 
-// "conv_fwd:1,2,3,..." from a kernel name and integer parameters.
+// "conv_fwd:1,2,3,...,t2" from a kernel name, integer parameters and the current OpenMP thread count.
 std::string Key(const char* kernel, std::initializer_list<int64_t> params);
 
 template <class E, class Make>

@@ -18,6 +18,10 @@
 //     S(co, t) = Σ_c sign(w[co, c, t]) there, the contract wants padValue·S(co, t), so output pixels
 //     whose window leaves the image get (padValue − 1)·Σ_{taps outside} S(co, t): integers, added
 //     before the float conversion, exactly as the native kernel adds them.
+//  5. Epilogue: ·scale[co], + bias[co], + residual (ResNet's add fused in), one float32 op each.
+// Threads (the onebit-simd-threads.wasm build, src/infer/wasm/pool.ts): ob_bconv_pack fills the
+// planes of every (image, group) item, then ob_bconv_gemm runs any [begin, end) of the
+// (item, panel, output-channel block) work items, each writing its own disjoint outputs.
 #include "bgemm.h"
 
 typedef struct {
@@ -42,22 +46,33 @@ static Derived derive(const ObConvGeom* g) {
 
 static int needs_corr(const ObConvGeom* g, int32_t pad) { return pad != 1 && (g->ph > 0 || g->pw > 0); }
 
+// Words of one (image, group)'s bit planes: the zero-bordered planes plus 8 words of slack.
+OB_INLINE size_t planes_words(const Derived* d) { return ob_round_up((size_t)d->Cw * d->plane + 8, 4); }
+
 // sizes[0] = words of the packed weight rows, sizes[1] = int32s of the border corrections (0 when
-// none are needed), sizes[2] = scratch bytes of a run.
+// none are needed), sizes[2] = int32s of the tap offset table, sizes[3] = words of one
+// (image, group)'s bit planes, sizes[4] = words of one GEMM panel (per thread), sizes[5] = pixel
+// panels per (image, group), sizes[6] = scratch bytes of ob_bconv_run.
 OB_EXPORT(ob_bconv_sizes) void ob_bconv_sizes(const ObConvGeom* g, int32_t pad, int32_t* sizes) {
   const Derived d = derive(g);
   sizes[0] = g->Cout * d.kwp;
   sizes[1] = needs_corr(g, pad) ? g->Cout * d.P + 8 : 0;
-  const size_t toff = ob_round_up((size_t)d.taps * d.Cw, 4);
-  const size_t planes = ob_round_up((size_t)d.Cw * d.plane + 8, 4);
-  const size_t panel = (size_t)OB_PB * d.kwp;
-  sizes[2] = (int32_t)(4 * (toff + planes + panel));
+  sizes[2] = d.taps * d.Cw;
+  sizes[3] = (int32_t)planes_words(&d);
+  sizes[4] = OB_PB * d.kwp;
+  sizes[5] = (d.P + OB_PB - 1) / OB_PB;
+  sizes[6] = (int32_t)(4 * (planes_words(&d) + (size_t)OB_PB * d.kwp));
 }
 
 OB_EXPORT(ob_bconv_prepare)
-void ob_bconv_prepare(const ObConvGeom* g, const float* w, int32_t pad, uint32_t* rows, int32_t* corr) {
+void ob_bconv_prepare(const ObConvGeom* g, const float* w, int32_t pad, uint32_t* rows, int32_t* corr, int32_t* toff) {
   const Derived d = derive(g);
   const int32_t Cg = g->Cg, taps = d.taps;
+  for (int32_t i = 0; i < g->kh; i++) {
+    for (int32_t j = 0; j < g->kw; j++) {
+      for (int32_t cw = 0; cw < d.Cw; cw++) toff[(i * g->kw + j) * d.Cw + cw] = cw * d.plane + i * g->dh * d.Wp + j * g->dw;
+    }
+  }
   ob_zero_u32(rows, (size_t)g->Cout * d.kwp);
   for (int32_t co = 0; co < g->Cout; co++) {
     uint32_t* row = rows + (size_t)co * d.kwp;
@@ -215,37 +230,74 @@ static void gather(const ObConvGeom* g, const Derived* d, const uint32_t* planes
 
 #endif
 
-// y [n, Cout, Ho, Wo] = binaryConv2d(sign(x − thr), w)·scale + bias with the prepared rows / corr
-// (corr null when ob_bconv_sizes said 0; scale, bias, thr may be null).
-OB_EXPORT(ob_bconv_run)
-void ob_bconv_run(const ObConvGeom* g, int32_t n, const float* x, const uint32_t* rows, const int32_t* corr,
-                  const float* scale, const float* bias, const float* thr, float* y, uint32_t* scratch) {
-  const Derived d = derive(g);
-  const int32_t P = d.P, Cog = d.Cog, Cw = d.Cw;
-  int32_t* toff = (int32_t*)scratch;
-  uint32_t* planes = scratch + ob_round_up((size_t)d.taps * Cw, 4);
-  uint32_t* panel = planes + ob_round_up((size_t)Cw * d.plane + 8, 4);
-  for (int32_t i = 0; i < g->kh; i++) {
-    for (int32_t j = 0; j < g->kw; j++) {
-      for (int32_t cw = 0; cw < Cw; cw++) toff[(i * g->kw + j) * Cw + cw] = cw * d.plane + i * g->dh * d.Wp + j * g->dw;
-    }
+// Step 2 for the (image, group) items [begin, end) (item ig = b·groups + gr): the zero-bordered
+// bit planes of x's channels gr·Cg .. into planes + ig·stride words.
+static void pack_items(const ObConvGeom* g, const Derived* d, const float* x, const float* thr, uint32_t* planes,
+                       size_t stride, int32_t begin, int32_t end) {
+  for (int32_t ig = begin; ig < end; ig++) {
+    uint32_t* pl = planes + (size_t)ig * stride;
+    ob_zero_u32(pl, planes_words(d));
+    pack_planes(g, d, x + (size_t)ig * g->Cg * g->H * g->W, thr ? thr + (ig % g->groups) * g->Cg : 0, pl);
   }
-  ob_zero_u32(planes, (size_t)Cw * d.plane + 8);
-  for (int32_t b = 0; b < n; b++) {
-    for (int32_t gr = 0; gr < g->groups; gr++) {
-      const float* xg = x + ((size_t)b * g->C + (size_t)gr * g->Cg) * g->H * g->W;
-      pack_planes(g, &d, xg, thr ? thr + gr * g->Cg : 0, planes);  // the border stays 0
-      const uint32_t* a = rows + (size_t)gr * Cog * d.kwp;
-      for (int32_t p0 = 0; p0 < P; p0 += OB_PB) {
-        const int32_t nl = OB_MIN(OB_PB, P - p0);
-        gather(g, &d, planes, toff, p0, nl, panel);
-        const ObBgemmOut out = {
-            y + ((size_t)b * g->Cout + (size_t)gr * Cog) * P + p0, P,
-            corr ? corr + (size_t)gr * Cog * P + p0 : 0, P,
-            scale ? scale + gr * Cog : 0, bias ? bias + gr * Cog : 0,
-        };
-        ob_bgemm_panel(a, Cog, panel, d.kwp, d.K, &out, nl);
-      }
+}
+
+// Steps 3-4 for the work items [begin, end): item = (ig·panels + pn)·msplit + mb, where ig =
+// b·groups + gr picks the planes (planes + ig·stride words), pn the panel of OB_PB output pixels
+// and mb the block of ceil(Cog/msplit) (rounded up to 4) output channels of the group.
+static void gemm_items(const ObConvGeom* g, const Derived* d, const uint32_t* planes, size_t stride, const uint32_t* rows,
+                       const int32_t* corr, const int32_t* toff, const float* scale, const float* bias, const float* res,
+                       float* y, uint32_t* panel, int32_t msplit, int32_t begin, int32_t end) {
+  const int32_t P = d->P, Cog = d->Cog, panels = (P + OB_PB - 1) / OB_PB;
+  const int32_t mstep = (((Cog + msplit - 1) / msplit) + 3) & ~3;
+  int32_t gathered = -1;  // the (ig, pn) whose patches are in `panel`
+  for (int32_t it = begin; it < end; it++) {
+    const int32_t mb = it % msplit, q = it / msplit, pn = q % panels, ig = q / panels;
+    const int32_t m0 = mb * mstep, M = OB_MIN(Cog, m0 + mstep) - m0;
+    if (M <= 0) continue;
+    const int32_t gr = ig % g->groups, p0 = pn * OB_PB, nl = OB_MIN(OB_PB, P - p0);
+    if (gathered != q) {
+      gather(g, d, planes + (size_t)ig * stride, toff, p0, nl, panel);
+      gathered = q;
     }
+    const size_t ch = (size_t)gr * Cog + m0;  // first output channel, within the image
+    const size_t yo = ((size_t)(ig / g->groups) * g->Cout + ch) * P + p0;
+    const ObBgemmOut out = {
+        y + yo, P, corr ? corr + ch * P + p0 : 0, P, scale ? scale + ch : 0, bias ? bias + ch : 0, res ? res + yo : 0,
+    };
+    ob_bgemm_panel(rows + ch * d->kwp, M, panel, d->kwp, d->K, &out, nl);
+  }
+}
+
+// Step 2 for the items [begin, end) of a batch: planes of item ig at planes + ig·sizes[3] words.
+OB_EXPORT(ob_bconv_pack)
+void ob_bconv_pack(const ObConvGeom* g, const float* x, const float* thr, uint32_t* planes, int32_t begin, int32_t end) {
+  const Derived d = derive(g);
+  pack_items(g, &d, x, thr, planes, planes_words(&d), begin, end);
+}
+
+// Steps 3-4 for the items [begin, end) (see gemm_items) of y [n, Cout, Ho, Wo], with the planes of
+// ob_bconv_pack; `panel` is this thread's sizes[4] words. scale, bias, res may be null; res (a
+// residual laid out like y) is added last.
+OB_EXPORT(ob_bconv_gemm)
+void ob_bconv_gemm(const ObConvGeom* g, const uint32_t* planes, const uint32_t* rows, const int32_t* corr, const int32_t* toff,
+                   const float* scale, const float* bias, const float* res, float* y, uint32_t* panel, int32_t msplit,
+                   int32_t begin, int32_t end) {
+  const Derived d = derive(g);
+  gemm_items(g, &d, planes, planes_words(&d), rows, corr, toff, scale, bias, res, y, panel, msplit, begin, end);
+}
+
+// y [n, Cout, Ho, Wo] = binaryConv2d(sign(x − thr), w)·scale + bias (+ res) with the prepared rows /
+// corr / toff, single-threaded, one (image, group) at a time in one block of planes (scratch:
+// sizes[6] bytes). corr null when ob_bconv_sizes said 0; scale, bias, thr, res may be null.
+OB_EXPORT(ob_bconv_run)
+void ob_bconv_run(const ObConvGeom* g, int32_t n, const float* x, const uint32_t* rows, const int32_t* corr, const int32_t* toff,
+                  const float* scale, const float* bias, const float* thr, const float* res, float* y, uint32_t* scratch) {
+  const Derived d = derive(g);
+  const int32_t panels = (d.P + OB_PB - 1) / OB_PB;
+  uint32_t* planes = scratch;
+  uint32_t* panel = scratch + planes_words(&d);
+  for (int32_t ig = 0; ig < n * g->groups; ig++) {
+    pack_items(g, &d, x, thr, planes, 0, ig, ig + 1);
+    gemm_items(g, &d, planes, 0, rows, corr, toff, scale, bias, res, y, panel, 1, ig * panels, (ig + 1) * panels);
   }
 }

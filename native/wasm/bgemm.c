@@ -8,17 +8,21 @@
 OB_INLINE void store4(v128_t d, const ObBgemmOut* o, int32_t m, int32_t l0, int32_t n) {
   if (o->corr) d = wasm_i32x4_add(d, wasm_v128_load(o->corr + (size_t)m * o->ldcorr + l0));
   v128_t f = wasm_f32x4_convert_i32x4(d);
-  if (o->scale || o->bias) {
-    const float s = o->scale ? o->scale[m] : 1.0f, b = o->bias ? o->bias[m] : 0.0f;
-    f = wasm_f32x4_add(wasm_f32x4_mul(f, wasm_f32x4_splat(s)), wasm_f32x4_splat(b));
-  }
-  float* y = o->y + (size_t)m * o->ldy + l0;
+  if (o->scale) f = wasm_f32x4_mul(f, wasm_f32x4_splat(o->scale[m]));
+  if (o->bias) f = wasm_f32x4_add(f, wasm_f32x4_splat(o->bias[m]));
+  const size_t at = (size_t)m * o->ldy + l0;
+  float* y = o->y + at;
   if (n >= 4) {
+    if (o->res) f = wasm_f32x4_add(f, wasm_v128_load(o->res + at));
     wasm_v128_store(y, f);
   } else {
     float t[4];
     wasm_v128_store(t, f);
-    for (int32_t i = 0; i < n; i++) y[i] = t[i];
+    if (o->res) {
+      for (int32_t i = 0; i < n; i++) y[i] = t[i] + o->res[at + i];
+    } else {
+      for (int32_t i = 0; i < n; i++) y[i] = t[i];
+    }
   }
 }
 
@@ -97,13 +101,12 @@ void ob_bgemm_panel(const uint32_t* a, int32_t M, const uint32_t* panel, int32_t
 
 #else  // scalar: i64.popcnt
 
-// Output transform of one value (see ObBgemmOut).
-OB_INLINE float ob_bgemm_value(int32_t d, const ObBgemmOut* o, int32_t m) {
+// Output transform of one value at row m, column l (see ObBgemmOut).
+OB_INLINE float ob_bgemm_value(int32_t d, const ObBgemmOut* o, int32_t m, int32_t l) {
   float v = (float)d;
-  if (o->scale || o->bias) {
-    const float s = o->scale ? o->scale[m] : 1.0f, b = o->bias ? o->bias[m] : 0.0f;
-    v = v * s + b;
-  }
+  if (o->scale) v = v * o->scale[m];
+  if (o->bias) v = v + o->bias[m];
+  if (o->res) v = v + o->res[(size_t)m * o->ldy + l];
   return v;
 }
 
@@ -126,17 +129,17 @@ void ob_bgemm_panel(const uint32_t* a, int32_t M, const uint32_t* panel, int32_t
       }
       const int32_t* c = out->corr ? out->corr + (size_t)m * out->ldcorr + l : 0;
       float* y = out->y + (size_t)m * out->ldy + l;
-      y[0] = ob_bgemm_value(K - 2 * d0 + (c ? c[0] : 0), out, m);
-      y[out->ldy] = ob_bgemm_value(K - 2 * d1 + (c ? c[out->ldcorr] : 0), out, m + 1);
-      y[2 * out->ldy] = ob_bgemm_value(K - 2 * d2 + (c ? c[2 * out->ldcorr] : 0), out, m + 2);
-      y[3 * out->ldy] = ob_bgemm_value(K - 2 * d3 + (c ? c[3 * out->ldcorr] : 0), out, m + 3);
+      y[0] = ob_bgemm_value(K - 2 * d0 + (c ? c[0] : 0), out, m, l);
+      y[out->ldy] = ob_bgemm_value(K - 2 * d1 + (c ? c[out->ldcorr] : 0), out, m + 1, l);
+      y[2 * out->ldy] = ob_bgemm_value(K - 2 * d2 + (c ? c[2 * out->ldcorr] : 0), out, m + 2, l);
+      y[3 * out->ldy] = ob_bgemm_value(K - 2 * d3 + (c ? c[3 * out->ldcorr] : 0), out, m + 3, l);
     }
     for (; m < M; m++) {
       const uint64_t* a0 = (const uint64_t*)(a + (size_t)m * kwp);
       int32_t d = 0;
       for (int32_t w = 0; w < q; w++) d += __builtin_popcountll(a0[w] ^ b[w]);
       const int32_t c = out->corr ? out->corr[(size_t)m * out->ldcorr + l] : 0;
-      out->y[(size_t)m * out->ldy + l] = ob_bgemm_value(K - 2 * d + c, out, m);
+      out->y[(size_t)m * out->ldy + l] = ob_bgemm_value(K - 2 * d + c, out, m, l);
     }
   }
 }
@@ -170,7 +173,7 @@ void ob_binary_matmul(const uint32_t* a, const uint32_t* b, int32_t m, int32_t n
       const uint32_t* src = b + (size_t)(j0 + l) * words;
       for (int32_t w = 0; w < kwp; w++) *ob_panel_at(panel, kwp, w, l) = l < nl && w < words ? src[w] : 0u;
     }
-    const ObBgemmOut out = {c + j0, n, 0, 0, 0, 0};
+    const ObBgemmOut out = {c + j0, n, 0, 0, 0, 0, 0};
     ob_bgemm_panel(A, m, panel, kwp, k, &out, nl);
   }
 }

@@ -53,20 +53,24 @@ static void im2col(const ObConvGeom* g, int32_t Wo, const float* x, int32_t p0, 
   }
 }
 
-// y [n, Cout, Ho, Wo] = conv2d(x, w) (+ bias[co]); w [Cout, Cg, kh, kw]; bias may be null.
+// Panels of OB_NR output pixels per (image, group): the work items of ob_conv_run.
+OB_EXPORT(ob_conv_items) int32_t ob_conv_items(const ObConvGeom* g, int32_t n) {
+  return n * g->groups * ((ob_ho(g) * ob_wo(g) + OB_NR - 1) / OB_NR);
+}
+
+// y [n, Cout, Ho, Wo] = conv2d(x, w) (+ bias[co]) (+ res) for the work items [begin, end) (item =
+// (b·groups + gr)·panels + panel); w [Cout, Cg, kh, kw]; bias and res (laid out like y) may be
+// null; scratch: ob_conv_scratch bytes (per thread).
 OB_EXPORT(ob_conv_run)
-void ob_conv_run(const ObConvGeom* g, int32_t n, const float* x, const float* w, const float* bias, float* y,
-                 float* scratch) {
+void ob_conv_run(const ObConvGeom* g, const float* x, const float* w, const float* bias, const float* res, float* y,
+                 float* scratch, int32_t begin, int32_t end) {
   const int32_t Ho = ob_ho(g), Wo = ob_wo(g), P = Ho * Wo, K = g->Cg * g->kh * g->kw, Cog = g->Cout / g->groups;
-  for (int32_t b = 0; b < n; b++) {
-    for (int32_t gr = 0; gr < g->groups; gr++) {
-      const float* xg = x + ((size_t)b * g->C + (size_t)gr * g->Cg) * g->H * g->W;
-      float* yg = y + ((size_t)b * g->Cout + (size_t)gr * Cog) * P;
-      for (int32_t p0 = 0; p0 < P; p0 += OB_NR) {
-        const int32_t nl = OB_MIN(OB_NR, P - p0);
-        im2col(g, Wo, xg, p0, nl, scratch);
-        ob_sgemm_panel(w + (size_t)gr * Cog * K, K, Cog, scratch, K, yg + p0, P, nl, bias ? bias + gr * Cog : 0);
-      }
-    }
+  const int32_t panels = (P + OB_NR - 1) / OB_NR;
+  for (int32_t it = begin; it < end; it++) {
+    const int32_t ig = it / panels, gr = ig % g->groups, p0 = (it % panels) * OB_NR, nl = OB_MIN(OB_NR, P - p0);
+    const float* xg = x + (size_t)ig * g->Cg * g->H * g->W;
+    const size_t yo = ((size_t)(ig / g->groups) * g->Cout + (size_t)gr * Cog) * P + p0;
+    im2col(g, Wo, xg, p0, nl, scratch);
+    ob_sgemm_panel(w + (size_t)gr * Cog * K, K, Cog, scratch, K, y + yo, P, nl, bias ? bias + gr * Cog : 0, res ? res + yo : 0);
   }
 }

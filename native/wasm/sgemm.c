@@ -4,15 +4,24 @@
 
 #ifdef __wasm_simd128__
 
-OB_INLINE void store8(float* c, v128_t lo, v128_t hi, int32_t nl) {
+// c[0..nl) = lo, hi (+ r[0..nl) when r is given).
+OB_INLINE void store8(float* c, v128_t lo, v128_t hi, int32_t nl, const float* r) {
   if (nl == 8) {
+    if (r) {
+      lo = wasm_f32x4_add(lo, wasm_v128_load(r));
+      hi = wasm_f32x4_add(hi, wasm_v128_load(r + 4));
+    }
     wasm_v128_store(c, lo);
     wasm_v128_store(c + 4, hi);
   } else {
     float t[8];
     wasm_v128_store(t, lo);
     wasm_v128_store(t + 4, hi);
-    for (int32_t i = 0; i < nl; i++) c[i] = t[i];
+    if (r) {
+      for (int32_t i = 0; i < nl; i++) c[i] = t[i] + r[i];
+    } else {
+      for (int32_t i = 0; i < nl; i++) c[i] = t[i];
+    }
   }
 }
 
@@ -20,7 +29,7 @@ OB_INLINE void store8(float* c, v128_t lo, v128_t hi, int32_t nl) {
 
 // R rows (1..4) starting at row m0.
 OB_INLINE void block(const float* A, int32_t lda, int32_t R, const float* Bp, int32_t K, float* C, int32_t ldc,
-                     int32_t nl, const float* bias, int32_t m0) {
+                     int32_t nl, const float* bias, const float* res, int32_t m0) {
   const float* a0 = A + (size_t)m0 * lda;
   const float* a1 = a0 + (R > 1 ? lda : 0);
   const float* a2 = a0 + (R > 2 ? 2 * lda : 0);
@@ -55,7 +64,7 @@ OB_INLINE void block(const float* A, int32_t lda, int32_t R, const float* Bp, in
       l = wasm_f32x4_add(l, bb);                                                       \
       h = wasm_f32x4_add(h, bb);                                                       \
     }                                                                                  \
-    store8(C + (size_t)(m0 + r) * ldc, l, h, nl);                                      \
+    store8(C + (size_t)(m0 + r) * ldc, l, h, nl, res ? res + (size_t)(m0 + r) * ldc : 0); \
   }
   OB_ROW(0, c00, c01)
   if (R > 1) OB_ROW(1, c10, c11)
@@ -65,13 +74,13 @@ OB_INLINE void block(const float* A, int32_t lda, int32_t R, const float* Bp, in
 }
 
 void ob_sgemm_panel(const float* A, int32_t lda, int32_t M, const float* Bp, int32_t K, float* C, int32_t ldc,
-                    int32_t nl, const float* bias) {
+                    int32_t nl, const float* bias, const float* res) {
   int32_t m = 0;
-  for (; m + 4 <= M; m += 4) block(A, lda, 4, Bp, K, C, ldc, nl, bias, m);
+  for (; m + 4 <= M; m += 4) block(A, lda, 4, Bp, K, C, ldc, nl, bias, res, m);
   switch (M - m) {
-    case 3: block(A, lda, 3, Bp, K, C, ldc, nl, bias, m); break;
-    case 2: block(A, lda, 2, Bp, K, C, ldc, nl, bias, m); break;
-    case 1: block(A, lda, 1, Bp, K, C, ldc, nl, bias, m); break;
+    case 3: block(A, lda, 3, Bp, K, C, ldc, nl, bias, res, m); break;
+    case 2: block(A, lda, 2, Bp, K, C, ldc, nl, bias, res, m); break;
+    case 1: block(A, lda, 1, Bp, K, C, ldc, nl, bias, res, m); break;
     default: break;
   }
 }
@@ -79,7 +88,7 @@ void ob_sgemm_panel(const float* A, int32_t lda, int32_t M, const float* Bp, int
 #else  // scalar: 2 rows × 8 columns
 
 void ob_sgemm_panel(const float* A, int32_t lda, int32_t M, const float* Bp, int32_t K, float* C, int32_t ldc,
-                    int32_t nl, const float* bias) {
+                    int32_t nl, const float* bias, const float* res) {
   int32_t m = 0;
   for (; m + 2 <= M; m += 2) {
     const float *a0 = A + (size_t)m * lda, *a1 = a0 + lda;
@@ -95,8 +104,9 @@ void ob_sgemm_panel(const float* A, int32_t lda, int32_t M, const float* Bp, int
     const float s0 = bias ? bias[m] : 0.0f, s1 = bias ? bias[m + 1] : 0.0f;
     float *y0 = C + (size_t)m * ldc, *y1 = y0 + ldc;
     for (int32_t l = 0; l < nl; l++) {
-      y0[l] = bias ? c0[l] + s0 : c0[l];
-      y1[l] = bias ? c1[l] + s1 : c1[l];
+      const float v0 = bias ? c0[l] + s0 : c0[l], v1 = bias ? c1[l] + s1 : c1[l];
+      y0[l] = res ? v0 + res[(size_t)m * ldc + l] : v0;
+      y1[l] = res ? v1 + res[(size_t)(m + 1) * ldc + l] : v1;
     }
   }
   for (; m < M; m++) {
@@ -107,7 +117,10 @@ void ob_sgemm_panel(const float* A, int32_t lda, int32_t M, const float* Bp, int
       for (int32_t l = 0; l < 8; l++) c0[l] += x0 * Bp[8 * k + l];
     }
     float* y0 = C + (size_t)m * ldc;
-    for (int32_t l = 0; l < nl; l++) y0[l] = bias ? c0[l] + bias[m] : c0[l];
+    for (int32_t l = 0; l < nl; l++) {
+      const float v = bias ? c0[l] + bias[m] : c0[l];
+      y0[l] = res ? v + res[(size_t)m * ldc + l] : v;
+    }
   }
 }
 
@@ -140,6 +153,6 @@ void ob_matmul(const float* a, const float* b, int32_t m, int32_t k, int32_t n, 
         dst[l] = l >= nl ? 0.0f : transB ? b[(size_t)(j0 + l) * k + p] : b[(size_t)p * n + j0 + l];
       }
     }
-    ob_sgemm_panel(A, k, m, panel, k, c + j0, n, nl, 0);
+    ob_sgemm_panel(A, k, m, panel, k, c + j0, n, nl, 0, 0);
   }
 }

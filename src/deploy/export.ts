@@ -290,7 +290,7 @@ export function exportGraph(model: Module, opts: ExportOptions): OnebitGraph {
     }
     if (opts.fuseThresholds !== false && !b.exact) fuseThresholds(b);
     const { nodes, output } = b.compact();
-    return { inputShape: [...shape], classes, ...(opts.labels ? { labels: opts.labels } : {}), metadata: opts.metadata ?? {}, nodes, output };
+    return { inputShape: [...shape], classes, ...(opts.labels ? { labels: opts.labels } : {}), metadata: { ...(opts.metadata ?? {}), ...(b.exact ? { exact: true } : {}) }, nodes, output };
   } finally {
     for (const [m, t] of modes) m.training = t;
   }

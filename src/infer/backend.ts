@@ -32,7 +32,12 @@ export interface InferBackend extends Pick<Backend,
 
 /** See `InferBackend.prepareBinaryConv2d`. `run` writes into `out` when it has the right length. */
 export interface PreparedBinaryConv2d {
-  run(x: Float32Array, n: number, scale: Float32Array | null, bias: Float32Array | null, thr?: Float32Array | null, out?: Float32Array): Float32Array;
+  run(x: Float32Array, n: number, scale: Float32Array | null, bias: Float32Array | null, thr?: Float32Array | null, out?: Float32Array, residual?: Float32Array): Float32Array;
+  /**
+   * True when `run` takes `residual` (same length as the output): y = (D·scale + bias) + residual,
+   * each step rounded to float32 — equal to the separate `add` it replaces.
+   */
+  readonly residual?: boolean;
 }
 
 /** See `InferBackend.prepareConv2d`: x [n, C, H, W] → y [n, Cout, Ho, Wo]. */

@@ -23,8 +23,9 @@ type Step = (ins: Float32Array[], n: number, alloc: Alloc) => Float32Array;
  */
 type Alloc = (length: number) => Float32Array;
 
-/** The placeholder output of a step that was fused into its reader. */
+/** The placeholder output of a step that was fused into its reader, and that step. */
 const EMPTY = new Float32Array(0);
+const EMPTY_STEP: Step = () => EMPTY;
 
 /** Largest batch × per-sample input accepted by `predict`, in elements. */
 const MAX_BATCH_ELEMENTS = 1 << 28;
@@ -65,21 +66,25 @@ export class InferenceModel {
     this.classes = graph.classes;
     this.labels = graph.labels ? Object.freeze([...graph.labels]) : undefined;
     this.metadata = Object.freeze({ ...graph.metadata });
-    this.steps = graph.nodes.map((n, i) => prepare(be, n, this.infos[n.inputs[0]!]!, this.infos[i + 1]!, (plan) => this.convPlans.set(i, plan)));
+    this.steps = graph.nodes.map((n, i) => prepare(be, graph.metadata.exact, n, this.infos[n.inputs[0]!]!, this.infos[i + 1]!, (plan) => this.convPlans.set(i, plan)));
     // Fusion: a `sign` whose only reader is a binary conv that can binarize on entry is skipped;
     // the conv reads the sign's float input with its thresholds (no ±1 array in between).
     this.inputs = graph.nodes.map((n) => [...n.inputs]);
     const readers = new Array<number>(graph.nodes.length + 1).fill(0);
     graph.nodes.forEach((n) => n.inputs.forEach((v) => readers[v]!++));
+    // withResidual[j]: binary conv j's step with a residual added in its epilogue (when its plan can).
+    const withResidual = new Map<number, (ins: Float32Array[], n: number, alloc: Alloc, r: Float32Array) => Float32Array>();
+    this.convPlans.forEach((plan, j) => { if (plan.residual) withResidual.set(j, ([a], b, alloc, r) => plan.run(a!, b, alloc, r)); });
     graph.nodes.forEach((n, j) => {
       const v = n.inputs[0]!, i = v - 1, src = i >= 0 ? graph.nodes[i]! : null;
       if (n.op !== 'binary_conv2d' || !src || src.op !== 'sign' || readers[v] !== 1 || v === graph.output) return;
       const plan = this.convPlans.get(j);
       if (!plan?.runSigned) return;
       const thr = attr.f32(src, 'thr')!, runSigned = plan.runSigned;
-      this.steps[i] = () => EMPTY;
+      this.steps[i] = EMPTY_STEP;
       this.inputs[i] = [];
       this.steps[j] = ([a], b, alloc) => runSigned(a!, b, thr, alloc);
+      if (plan.residual) withResidual.set(j, ([a], b, alloc, r) => runSigned(a!, b, thr, alloc, r));
       this.inputs[j] = [src.inputs[0]!];
     });
     // Fusion: an `add` whose only reader is a `channel_act` runs inside it (one pass, no sum array).
@@ -88,10 +93,26 @@ export class InferenceModel {
       if (n.op !== 'channel_act' || !src || src.op !== 'add' || readers[v] !== 1 || v === graph.output) return;
       const f = (key: string) => attr.f32(n, key);
       const s = this.infos[v]!.shape, b0 = f('b0'), pos = f('pos'), neg = f('neg')!, b1 = f('b1');
-      this.steps[i] = () => EMPTY;
+      this.steps[i] = EMPTY_STEP;
       this.steps[j] = ([a, r], b, alloc) => k.channelAct(be, a!, b, s, b0, pos, neg, b1, r!, alloc);
       this.inputs[j] = [...this.inputs[i]!];
       this.inputs[i] = [];
+    });
+    // Fusion: an `add` of a binary conv's float output (read by nothing else) and a residual runs
+    // in the conv's epilogue, y = (D·mul + bias) + r with the same float32 roundings as the two ops.
+    graph.nodes.forEach((n, j) => {
+      if (n.op !== 'add' || this.steps[j] === EMPTY_STEP) return;
+      for (const side of [0, 1]) {
+        const v = this.inputs[j]![side]!, r = this.inputs[j]![1 - side]!, i = v - 1;
+        const fused = withResidual.get(i);
+        if (!fused || readers[v] !== 1 || v === graph.output || this.steps[i] === EMPTY_STEP) continue;
+        const convIns = this.inputs[i]!;
+        this.steps[j] = (ins, b, alloc) => fused(ins.slice(0, convIns.length), b, alloc, ins[convIns.length]!);
+        this.steps[i] = EMPTY_STEP;
+        this.inputs[j] = [...convIns, r];
+        this.inputs[i] = [];
+        return;
+      }
     });
     const last = new Array<number>(graph.nodes.length + 1).fill(-1);
     this.inputs.forEach((ins, i) => ins.forEach((v) => (last[v] = i)));
@@ -170,7 +191,7 @@ function floatBytesOf(graph: OnebitGraph, infos: ValueInfo[]): number {
 }
 
 /** Compile one node into a step (everything weight-dependent is computed here, once). */
-function prepare(be: InferBackend, node: GraphNode, x: ValueInfo, out: ValueInfo, onConvPlan: (plan: BinaryConvPlan) => void): Step {
+function prepare(be: InferBackend, graphExact: unknown, node: GraphNode, x: ValueInfo, out: ValueInfo, onConvPlan: (plan: BinaryConvPlan) => void): Step {
   const f = (key: string) => attr.f32(node, key);
   const s = x.shape;
   switch (node.op) {
@@ -178,7 +199,10 @@ function prepare(be: InferBackend, node: GraphNode, x: ValueInfo, out: ValueInfo
       const w = attr.tensor(node, 'weight')!;
       const args = [attr.ints(node, 'stride'), attr.ints(node, 'padding'), attr.ints(node, 'dilation'), attr.int(node, 'groups'), attr.float(node, 'padValue') ?? 0] as const;
       const [stride, padding, dilation, groups, padValue] = args;
-      const prep = padValue === 0 ? be.prepareConv2d?.(w.data as Float32Array, w.shape, s as [number, number, number], { stride, padding, dilation, groups }, f('bias') ?? null) : null;
+      // An `exact` export (metadata.exact) runs its float convs on the training backend's kernel, so
+      // it equals the training graph bit for bit; other graphs use the prepared conv, whose float32
+      // sums are in a fixed order on every backend (native and WebAssembly give identical results).
+      const prep = padValue === 0 && graphExact !== true ? be.prepareConv2d?.(w.data as Float32Array, w.shape, s as [number, number, number], { stride, padding, dilation, groups }, f('bias') ?? null) : null;
       const len = sizeOfShape(out.shape);
       if (prep) return ([a], n, alloc) => prep.run(a!, n, alloc(n * len));
       return ([a], n) => k.conv2d(be, a!, n, s, w.data as Float32Array, w.shape, f('bias'), ...args);

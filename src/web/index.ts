@@ -9,14 +9,18 @@
  *   topK(logits, 5, m.labels);   // [{ index, label, probability }, …]
  *   m.backend;                   // { name: 'wasm-simd', threads: 1, … }
  *
- * The WebAssembly files (`onebit-simd.wasm`, `onebit.wasm`) are fetched from next to this module
- * (`import.meta.url`) unless `wasmUrl` says where they are.
+ * The WebAssembly files (`onebit-simd.wasm`, `onebit.wasm`, and for threads
+ * `onebit-simd-threads.wasm` + `onebit-kernels-worker.js`) are fetched from next to this module
+ * (`import.meta.url`) unless `wasmUrl` says where they are. Threads: on a cross-origin isolated
+ * page (COOP `same-origin` + COEP `require-corp`: SharedArrayBuffer) the SIMD kernels run on
+ * min(4, hardwareConcurrency) threads — this one plus Web Workers sharing the module's memory;
+ * elsewhere on one. `model.backend.threads` reports which.
  */
 import { fail, OnebitError } from '../core/errors.js';
 import { decodeOnebit } from '../deploy/format_core.js';
 import type { InferBackend } from '../infer/backend.js';
 import { InferenceModel } from '../infer/model.js';
-import { instantiateWasmKernels, wasmSimdSupported } from '../infer/wasm/index.js';
+import { instantiateWasmKernels, instantiateWasmKernelsThreaded, wasmSimdSupported, wasmThreadsSupported, type KernelWorker } from '../infer/wasm/index.js';
 import { jsInferBackend, wasmInferBackend } from '../infer/web_backend.js';
 
 export { InferenceModel } from '../infer/model.js';
@@ -33,6 +37,12 @@ export interface LoadOptions {
   backend?: WebBackendName;
   /** The folder (URL) holding onebit-simd.wasm and onebit.wasm; default: next to this module. */
   wasmUrl?: string | URL;
+  /**
+   * Threads for the SIMD kernels: default min(4, navigator.hardwareConcurrency) where the page is
+   * cross-origin isolated, else 1 (no SharedArrayBuffer). 1 forces single-threaded; more than 1 on
+   * a page that cannot run threads falls back to 1 with a console warning.
+   */
+  threads?: number;
 }
 
 /** What `model.backend` reports in the browser build. */
@@ -48,8 +58,7 @@ export type WebModel = InferenceModel & { readonly backend: InferBackend & WebBa
 
 const kernelCache = new Map<string, Promise<InferBackend>>();
 
-function wasmFile(kind: 'wasm-simd' | 'wasm', base: string | URL | undefined): URL {
-  const file = kind === 'wasm-simd' ? 'onebit-simd.wasm' : 'onebit.wasm';
+function wasmFile(file: string, base: string | URL | undefined): URL {
   if (base === undefined) return new URL(file, import.meta.url);
   const b = String(base);
   return new URL(file, b.endsWith('/') ? b : `${b}/`);
@@ -66,14 +75,17 @@ async function fetchBytes(url: URL | string, what: string, hint: string): Promis
   return res.arrayBuffer();
 }
 
-function wasmBackend(kind: 'wasm-simd' | 'wasm', base: string | URL | undefined): Promise<InferBackend> {
-  const url = wasmFile(kind, base);
-  const key = `${kind} ${url.href}`;
+function wasmBackend(kind: 'wasm-simd' | 'wasm', base: string | URL | undefined, threads = 1): Promise<InferBackend> {
+  const url = wasmFile(threads > 1 ? 'onebit-simd-threads.wasm' : kind === 'wasm-simd' ? 'onebit-simd.wasm' : 'onebit.wasm', base);
+  const key = `${kind} ${threads} ${url.href}`;
   let p = kernelCache.get(key);
   if (!p) {
     p = (async () => {
       const bytes = await fetchBytes(url, `loadModel (${kind} kernels)`, 'Serve the .wasm files next to onebit.js or pass { wasmUrl }.');
-      return wasmInferBackend(await instantiateWasmKernels(bytes, kind));
+      if (threads === 1) return wasmInferBackend(await instantiateWasmKernels(bytes, kind));
+      const worker = wasmFile('onebit-kernels-worker.js', base);
+      const spawn = (): KernelWorker => new Worker(worker, { type: 'module' }) as unknown as KernelWorker;
+      return wasmInferBackend(await instantiateWasmKernelsThreaded(bytes, spawn, threads));
     })();
     kernelCache.set(key, p);
     p.catch(() => kernelCache.delete(key));
@@ -81,18 +93,38 @@ function wasmBackend(kind: 'wasm-simd' | 'wasm', base: string | URL | undefined)
   return p;
 }
 
-/** The kernels for an option ('auto': the best that loads; a failed SIMD load falls back to scalar, then to TypeScript). */
-async function pickBackend(want: WebBackendName, base: string | URL | undefined): Promise<InferBackend> {
+/** Threads for the SIMD kernels (see LoadOptions.threads). */
+function threadCount(asked: number | undefined): number {
+  if (asked !== undefined && (!Number.isInteger(asked) || asked < 1 || asked > 64)) fail('loadModel threads', 'an integer from 1 to 64', String(asked));
+  const can = wasmThreadsSupported() && typeof Worker === 'function';
+  if (asked !== undefined && asked > 1 && !can) {
+    console.warn('onebit: threads need a cross-origin isolated page (COOP same-origin + COEP require-corp); running single-threaded.');
+    return 1;
+  }
+  if (!can) return 1;
+  const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
+  return asked ?? Math.max(1, Math.min(4, cores));
+}
+
+/** The kernels for an option ('auto': the best that loads; a failed threaded or SIMD load falls back to single-threaded SIMD, scalar, then TypeScript). */
+async function pickBackend(want: WebBackendName, base: string | URL | undefined, asked: number | undefined): Promise<InferBackend> {
   if (want === 'js') return jsInferBackend;
   if (want === 'wasm-simd' && !wasmSimdSupported()) fail('loadModel backend', 'a JavaScript engine with WebAssembly SIMD for "wasm-simd"', 'one without it', 'Use "wasm" or "auto".');
-  if (want !== 'auto') return wasmBackend(want, base);
+  if (want === 'wasm') return wasmBackend('wasm', base);
   if (typeof WebAssembly !== 'object') return jsInferBackend;
-  const order: ('wasm-simd' | 'wasm')[] = wasmSimdSupported() ? ['wasm-simd', 'wasm'] : ['wasm'];
-  for (const kind of order) {
+  const order: ['wasm-simd' | 'wasm', number][] = [];
+  if (wasmSimdSupported()) {
+    const threads = threadCount(asked);
+    if (threads > 1) order.push(['wasm-simd', threads]);
+    order.push(['wasm-simd', 1]);
+  }
+  if (want === 'auto') order.push(['wasm', 1]);
+  for (const [kind, t] of order) {
     try {
-      return await wasmBackend(kind, base);
+      return await wasmBackend(kind, base, t);
     } catch (e) {
-      console.warn(`onebit: ${kind} kernels unavailable (${(e as Error).message}); trying the next backend.`);
+      if (want !== 'auto' && t === 1) throw e;
+      console.warn(`onebit: ${kind} kernels${t > 1 ? ` on ${t} threads` : ''} unavailable (${(e as Error).message}); trying the next backend.`);
     }
   }
   return jsInferBackend;
@@ -115,7 +147,7 @@ export async function loadModel(src: string | URL | Uint8Array | ArrayBuffer, op
     return fail('loadModel', 'a URL or the bytes of a .onebit file (Uint8Array or ArrayBuffer)', src === null ? 'null' : typeof src);
   }
   const graph = decodeOnebit(bytes, source);
-  const be = await pickBackend(want, opts.wasmUrl);
+  const be = await pickBackend(want, opts.wasmUrl, opts.threads);
   const isolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true;
   const info: InferBackend & WebBackendInfo = { ...be, crossOriginIsolated: isolated };
   return new InferenceModel(graph, source, info, bytes.length) as WebModel;

@@ -11,8 +11,12 @@ import { OnebitError } from '../../core/errors.js';
  * after the first call of each shape the steady state allocates nothing. Calls are synchronous
  * and the module single-threaded, so one frame at a time is all there is.
  *
- * `memory.grow` replaces `memory.buffer` (the old one is detached): the typed-array views are
- * re-created on first use after a growth, never cached by callers.
+ * `memory.grow` replaces `memory.buffer` (an unshared one is detached; a shared one stays valid
+ * at its old length): the typed-array views are re-created on first use after a growth, never
+ * cached by callers.
+ *
+ * The prepared kernels' hot paths skip `Frame` (no objects per call): they lay out their scratch
+ * from `scratch` by arithmetic, `own` each input before `ensure`, and `place` it after.
  */
 export class WasmMemory {
   /** End of the persistent region (bytes; 16-aligned). */
@@ -109,6 +113,27 @@ export class WasmMemory {
       this.top = last.ptr;
       fl.pop();
     }
+  }
+
+  /** Start of the scratch region (the end of the persistent blocks). */
+  get scratch(): number {
+    return this.top;
+  }
+
+  /**
+   * `x`, or a copy of it when it is a view on this memory outside the persistent region (scratch
+   * that a growth would detach or the call overwrite). Call before `ensure`.
+   */
+  own<T extends Float32Array | Uint32Array | Int32Array>(x: T): T {
+    const b = x.buffer;
+    return (b === this.memory.buffer || (typeof SharedArrayBuffer !== 'undefined' && b instanceof SharedArrayBuffer)) && !this.resident(x) ? x.slice() as T : x;
+  }
+
+  /** Where the kernel reads `x`: in place when it is resident, else copied to `ptr` (after `ensure`). */
+  place(x: Float32Array, ptr: number): number {
+    if (this.resident(x)) return x.byteOffset;
+    this.f32.set(x, ptr >>> 2);
+    return ptr;
   }
 
   /** Copy a persistent block in. */
