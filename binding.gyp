@@ -15,7 +15,8 @@
         "native/bgemm/bgemm_select.cc",
         "native/bconv/bconv.cc",
         "native/binary_bindings.cc",
-        "native/eltwise/eltwise.cc"
+        "native/eltwise/eltwise.cc",
+        "native/eltwise/portable_conv.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

@@ -265,7 +265,10 @@ Napi::Value SymmetricScaleF32(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+void RegisterPortableConv(Napi::Env env, Napi::Object exports);  // portable_conv.cc
+
 void RegisterEltwiseKernels(Napi::Env env, Napi::Object exports) {
+  RegisterPortableConv(env, exports);
   exports.Set("unaryF32", Napi::Function::New(env, UnaryF32));
   exports.Set("binarySameF32", Napi::Function::New(env, BinarySameF32));
   exports.Set("binaryScalarF32", Napi::Function::New(env, BinaryScalarF32));

@@ -17,7 +17,11 @@
 #include <wasm_simd128.h>
 #endif
 
+#ifdef __wasm__
 #define OB_EXPORT(name) __attribute__((export_name(#name)))
+#else  // compiled natively too (native/eltwise/portable_conv.cc)
+#define OB_EXPORT(name)
+#endif
 #define OB_INLINE static inline __attribute__((always_inline))
 #define OB_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define OB_MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -1,7 +1,7 @@
 import { backend } from '../core/tensor.js';
 import { loadAddon } from '../backends/native/addon.js';
 import { prepareBinaryConv2d } from '../backends/native/binary.js';
-import { nativeChannelAct } from '../backends/native/eltwise.js';
+import { nativeChannelAct, nativePortableConv2d } from '../backends/native/eltwise.js';
 import { threadCount } from '../backends/ref/threads.js';
 import type { InferBackend } from './backend.js';
 import { wasmInferBackend } from './web_backend.js';
@@ -33,5 +33,7 @@ export function nodeInferBackend(): InferBackend {
 function nativeInferExtras(): Partial<InferBackend> {
   const out: Partial<InferBackend> = { prepareBinaryConv2d };
   if (nativeChannelAct) out.channelAct = nativeChannelAct;
+  // The fixed-order float conv shared with the WebAssembly kernels: identical results in Node and browsers.
+  if (nativePortableConv2d) out.prepareConv2d = nativePortableConv2d;
   return out;
 }

@@ -19,6 +19,7 @@ export interface EltwiseAddon extends NativeAddon {
   binaryStridedF32(op: number, out: Float32Array, a: Float32Array, b: Float32Array,
     d0: number, d1: number, d2: number, sa0: number, sa1: number, sa2: number, sb0: number, sb1: number, sb2: number): void;
   clippedSteF32(out: Float32Array, g: Float32Array, x: Float32Array, clip: number): void;
+  portableConv2dF32?(out: Float32Array, x: Float32Array, w: Float32Array, bias: Float32Array | null, residual: Float32Array | null, geom: Int32Array): void;
   channelActF32?(out: Float32Array, x: Float32Array, r: Float32Array | null, n: number, C: number, inner: number,
     b0: Float32Array | null, pos: Float32Array | null, neg: Float32Array, b1: Float32Array | null): void;
   /** s when every value is ±s for one s > 0, else −1. */
@@ -121,5 +122,29 @@ export const nativeChannelAct:
       const out = given && given.length === x.length ? given : new Float32Array(x.length);
       addon.channelActF32!(out, x, r, n, C, inner, b0, pos, neg, b1);
       return out;
+    }
+  : null;
+
+/**
+ * The inference engine's fixed-order float conv (native/eltwise/portable_conv.cc: the WebAssembly
+ * kernel's C source compiled natively, so results equal the browser's bit for bit): y = conv2d(x, w)
+ * (zero padding) + bias[co], as a prepared conv for inputs [n, C, H, W]. Null without the addon.
+ */
+export const nativePortableConv2d:
+  | ((w: Float32Array, wShape: readonly number[], inShape: readonly [number, number, number], p: { stride: [number, number]; padding: [number, number]; dilation: [number, number]; groups: number }, bias: Float32Array | null) => { run(x: Float32Array, n: number, out?: Float32Array): Float32Array })
+  | null = addon && typeof addon.portableConv2dF32 === 'function'
+  ? (w, wShape, [C, H, W], p, bias) => {
+      const [Cout, Cg, kh, kw] = wShape as [number, number, number, number];
+      const geom = Int32Array.of(0, C, H, W, Cout, Cg, kh, kw, p.stride[0], p.stride[1], p.padding[0], p.padding[1], p.dilation[0], p.dilation[1], p.groups);
+      const Ho = Math.floor((H + 2 * p.padding[0] - p.dilation[0] * (kh - 1) - 1) / p.stride[0]) + 1;
+      const Wo = Math.floor((W + 2 * p.padding[1] - p.dilation[1] * (kw - 1) - 1) / p.stride[1]) + 1;
+      return {
+        run(x, n, given) {
+          const len = n * Cout * Ho * Wo, out = given && given.length === len ? given : new Float32Array(len);
+          geom[0] = n;
+          addon.portableConv2dF32!(out, x, w, bias, null, geom);
+          return out;
+        },
+      };
     }
   : null;
