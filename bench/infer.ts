@@ -32,6 +32,7 @@ const o = new Command('bench-infer')
   .option('--batches <list>', 'batch sizes', '1,64')
   .option('--threads <list>', 'thread counts', '1,2')
   .option('--rounds <n>', 'alternating rounds (median over all)', '3')
+  .option('--pause-ms <n>', 'idle pause before each engine\'s timed block', '0')
   .parse()
   .opts();
 const arch = o.arch as TrainConfig['arch'];
@@ -51,7 +52,7 @@ const onnx = exportOnnx(floatModel, { inputShape: [1, ...inShape] });
 
 const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
 function time(f: () => void, n: number): number[] {
-  f(); // warm-up
+  for (let i = 0; i < 5; i++) f(); // warm-up: caches, clocks and thread pools back after the other engine ran
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
@@ -60,6 +61,10 @@ function time(f: () => void, n: number): number[] {
   }
   return out;
 }
+
+/** With --pause-ms: sleep that long without spinning before each engine's block (the other runtimes' thread pools go idle). */
+const pauseMs = Number(o.pauseMs);
+const quiet = (): void => { if (pauseMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pauseMs); };
 
 console.log(`bench:infer  ${arch}  1-bit method=${o.method}  backend ${backend().name}  ${new Date().toISOString().slice(0, 10)}`);
 console.log(`model sizes: float32 weights ${(floatBytes / 1e6).toFixed(2)} MB, .onebit ${(onebitBytes.length / 1e6).toFixed(3)} MB (${(floatBytes / onebitBytes.length).toFixed(1)}x smaller), ONNX float ${(onnx.length / 1e6).toFixed(2)} MB`);
@@ -77,9 +82,13 @@ for (const t of threadList) {
     const feeds = { [inName]: new ort.Tensor('float32', x, [b, ...inShape]) };
     const ob: number[] = [], ox: number[] = [], of: number[] = [];
     for (let k = 0; k < rounds; k++) {
+      // --pause-ms: each engine starts after a quiet pause (ONNX Runtime's and OpenMP's idle threads
+      // spin for tens of ms after a run); off by default — a pause also lets caches and clocks cool.
+      quiet();
       ob.push(...time(() => engine.predict(x, [b, ...inShape]), n));
+      quiet();
       const t0 = performance.now();
-      await sess.run(feeds); // warm-up
+      for (let i = 0; i < 5; i++) await sess.run(feeds); // warm-up, as time() does
       const ortTimes: number[] = [];
       for (let i = 0; i < n; i++) {
         const s = performance.now();
@@ -88,6 +97,7 @@ for (const t of threadList) {
       }
       void t0;
       ox.push(...ortTimes);
+      quiet();
       of.push(...time(() => noGrad(() => floatModel.forward(new Tensor(x, [b, ...inShape]))), Math.max(2, Math.round(n / 4))));
     }
     const mb = median(ob), mx = median(ox), mf = median(of);

@@ -18,8 +18,12 @@
 //   binaryConv2dCreate(w, geom, padValue) → handle: a prepared conv owned by the addon (packed
 //       weights, border corrections, im2col tables and a bit-plane workspace kept between runs;
 //       N in geom is ignored). Freed when the handle is garbage-collected.
-//   binaryConv2dExec(handle, out, x, n, scale | null, bias | null, thr | null): binaryConv2dRun with
-//       that handle for a batch of n (bit-identical results; nothing allocated per call)
+//   binaryConv2dExec(handle, out, x, n, scale | null, bias | null, thr | null
+//       [, res | null, b0 | null, pos | null, neg | null, b1 | null]): binaryConv2dRun with that handle
+//       for a batch of n (bit-identical results; nothing allocated per call), then in the epilogue
+//       the engine's fused ops: out += res (res [n·Cout·Ho·Wo]: the `add`), then with neg ([Cout])
+//       u = out + b0[co], out = u·(u >= 0 ? pos[co] : neg[co]) + b1[co] (the `channel_act`; absent
+//       b0 / b1: 0, pos: 1), float32 step for step as the separate add and channelActF32
 //
 // Sizes are checked here, once; the kernels trust them and return a status string, thrown here.
 #include <cstring>
@@ -275,7 +279,24 @@ Napi::Value BinaryConv2dExecBinding(const Napi::CallbackInfo& info) {
   if (!Length(info, op, "x", nx, n * g.C * g.H * g.W) || !Length(info, op, "out", nout, n * g.Cout * plan.tables.P)) {
     return env.Undefined();
   }
-  const std::string status = RunBinaryConvPlan(plan, x, n, affine[0], affine[1], affine[2], out);
+  // The optional tail: res [n·Cout·P] (the add), b0, pos, neg, b1 [Cout] (the activation: on with neg).
+  const float* tail[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
+  const char* tailNames[5] = {"res", "b0", "pos", "neg", "b1"};
+  for (int k = 0; k < 5; k++) {
+    const size_t i = 7 + k;
+    if (info.Length() <= i || info[i].IsNull() || info[i].IsUndefined()) continue;
+    const float* p;
+    size_t len;
+    if (!GetArray(info, i, napi_float32_array, p, len) ||
+        !Length(info, op, tailNames[k], len, k == 0 ? n * g.Cout * plan.tables.P : g.Cout)) {
+      return env.Undefined();
+    }
+    tail[k] = p;
+  }
+  if ((tail[1] || tail[2] || tail[4]) && !tail[3]) return Fail(env, "binaryConv2dExec: b0, pos and b1 need neg (the activation)");
+  const BinaryConvAct act{tail[0], tail[1], tail[2], tail[3], tail[4]};
+  const bool anyTail = tail[0] || tail[3];
+  const std::string status = RunBinaryConvPlan(plan, x, n, affine[0], affine[1], affine[2], out, anyTail ? &act : nullptr);
   return status.empty() ? env.Undefined() : Fail(env, status);
 }
 

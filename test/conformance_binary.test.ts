@@ -336,11 +336,40 @@ test('prepared native binary conv: ResNet-18 CIFAR layers, groups, dilation, tai
           const want = Math.fround(Math.fround(rawT[i]! * scale[co]!) + bias[co]!);
           if (!Object.is(got[i], want)) assert.fail(`${tag} thr+affine: [${i}] = ${got[i]}, want ${want}`);
         }
+        // The fused epilogue: + residual (the engine's `add`), then the channel activation, each
+        // float32 step as kernels.ts channelAct: u = (y + r) + b0; y = u·(u >= 0 ? pos : neg) + b1.
+        // Some residuals cancel y exactly (a +0 / −0 sum), some b0 are absent (+0 added), pos absent.
+        const res = values(N * Cout * P, 1200 + k).map((v, i) => (i % 29 === 0 ? -got[i]! : v));
+        const b0 = k % 2 ? values(Cout, 1300 + k) : null, pos = k % 3 ? values(Cout, 1400 + k) : null;
+        const neg = values(Cout, 1500 + k), b1 = k % 2 ? null : values(Cout, 1600 + k);
+        const fr = Math.fround;
+        const withRes = prep.run(x, N, scale, bias, thr, undefined, res);
+        const fused = prep.run(x, N, scale, bias, thr, new Float32Array(1), res, { b0, pos, neg, b1 });
+        const actOnly = prep.run(x, N, scale, bias, thr, undefined, null, { b0, pos, neg, b1 });
+        for (let i = 0; i < got.length; i++) {
+          const co = Math.floor(i / P) % Cout;
+          const act = (t: number): number => {
+            const u = fr(t + (b0 ? b0[co]! : 0));
+            return fr(fr(u * (u >= 0 ? (pos ? pos[co]! : 1) : neg[co]!)) + (b1 ? b1[co]! : 0));
+          };
+          const t = fr(got[i]! + res[i]!);
+          if (!Object.is(withRes[i], t)) assert.fail(`${tag} + residual: [${i}] = ${withRes[i]}, want ${t}`);
+          if (!Object.is(fused[i], act(t))) assert.fail(`${tag} + residual + act: [${i}] = ${fused[i]}, want ${act(t)}`);
+          if (!Object.is(actOnly[i], act(got[i]!))) assert.fail(`${tag} act: [${i}] = ${actOnly[i]}, want ${act(got[i]!)}`);
+        }
       }
     }
   } finally {
     addon!.setThreads(threads0);
   }
   const exec = addon!.binaryConv2dExec;
-  if (exec) assert.throws(() => exec({} as never, new Float32Array(1), new Float32Array(1), 1, null, null, null), /handle from binaryConv2dCreate/);
+  if (exec) {
+    assert.throws(() => exec({} as never, new Float32Array(1), new Float32Array(1), 1, null, null, null), /handle from binaryConv2dCreate/);
+    const p: Conv2dParams = { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 };
+    const prep = prepareBinaryConv2d(values(2 * 3 * 9, 1), [2, 3, 3, 3], [3, 4, 4], p, 0)!;
+    assert.ok(prep.residual);
+    const x = values(3 * 16, 2);
+    assert.throws(() => prep.run(x, 1, null, null, null, undefined, new Float32Array(5)), /res must have 32 elements/);
+    assert.throws(() => prep.run(x, 1, null, null, null, undefined, null, { neg: new Float32Array(3) }), /neg must have 2 elements/);
+  }
 });

@@ -12,7 +12,8 @@
 //    variant's panel gather, bblk[k][l] = plane word under output pixel p0+l for patch word k, then
 //    the selected bgemm writes y[n, co .. , p0 .. p0+lanes) for the chunk's output channels (rows
 //    of y are contiguous output pixels: NCHW directly, no transpose). The per-channel affine map
-//    (scale, bias) is applied in the GEMM epilogue, in registers, before the only store.
+//    (scale, bias) and, for a plan run, the engine's residual add + channel activation
+//    (BinaryConvAct) are applied in the GEMM epilogue, in registers, before the only store.
 // 4. Padding. Step 3 computed the conv with a +1 border. A border tap of output channel co adds
 //    S(co, t) = Σ_c sign(w[co, c, t]) = Cg − 2·popcount(A word(s) of tap t) there, while the
 //    contract wants padValue·S(co, t) (0: the tap contributes nothing; −1: −S). So output pixels
@@ -208,7 +209,7 @@ std::string MakeTables(const BinaryConvGeom& g, const BgemmVariant& v, const uin
 // learnable activation threshold folded in); then y = y·scale[co] + bias[co] when given.
 std::string Execute(const float* x, int64_t N, const uint32_t* rows, const float* corr, const BinaryConvGeom& g,
                     const BinaryConvTables& t, uint32_t* xb, const float* scale, const float* bias, const float* thr,
-                    float* y) {
+                    float* y, const BinaryConvAct* act = nullptr) {
   if (N == 0 || g.Cout == 0) return "";
   const BgemmVariant& v = BgemmSelected();
   const int lanes = v.lanes;
@@ -268,9 +269,15 @@ std::string Execute(const float* x, int64_t N, const uint32_t* rows, const float
       const int64_t m0 = chunk * rowChunk, co = gr * Cog + m0;
       const int mr = static_cast<int>(std::min(rowChunk, Cog - m0));
       const int64_t cb = corr ? t.corrBase[pn] : -1;
+      BgemmAct tail{};
+      if (act) {
+        tail = BgemmAct{act->res ? act->res + (n * g.Cout + co) * P + p0 : nullptr, static_cast<size_t>(P),
+                        act->b0 ? act->b0 + co : nullptr, act->pos ? act->pos + co : nullptr,
+                        act->neg ? act->neg + co : nullptr, act->b1 ? act->b1 + co : nullptr};
+      }
       const BgemmOut out{y + (n * g.Cout + co) * P + p0, static_cast<size_t>(P),
                          cb >= 0 ? corr + cb + co * t.corrRowStride : nullptr, static_cast<size_t>(t.corrRowStride),
-                         scale ? scale + co : nullptr, bias ? bias + co : nullptr};
+                         scale ? scale + co : nullptr, bias ? bias + co : nullptr, act ? &tail : nullptr};
       v.block(rows + co * lda, lda, mr, panel, static_cast<int>(t.Kw), static_cast<int>(t.K), out, nl);
     }
   }
@@ -364,7 +371,7 @@ std::string CreateBinaryConvPlan(const float* w, const BinaryConvGeom& g, double
 }
 
 std::string RunBinaryConvPlan(BinaryConvPlan& plan, const float* x, int64_t N, const float* scale, const float* bias,
-                              const float* thr, float* y) {
+                              const float* thr, float* y, const BinaryConvAct* act) {
   try {
     BinaryConvGeom g = plan.g;
     g.N = N;
@@ -374,7 +381,7 @@ std::string RunBinaryConvPlan(BinaryConvPlan& plan, const float* x, int64_t N, c
       plan.xbImages = images;
     }
     const float* corr = plan.corrPanels.empty() ? nullptr : plan.corrPanels.data();
-    return Execute(x, N, plan.prep.rows.data(), corr, g, plan.tables, plan.xb.data(), scale, bias, thr, y);
+    return Execute(x, N, plan.prep.rows.data(), corr, g, plan.tables, plan.xb.data(), scale, bias, thr, y, act);
   } catch (const std::bad_alloc&) {
     return "binaryConv2d: out of memory for the bit planes";
   }

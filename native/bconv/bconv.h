@@ -71,9 +71,21 @@ struct BinaryConvPlan {
   int64_t xbImages = 0;
 };
 std::string CreateBinaryConvPlan(const float* w, const BinaryConvGeom& g, double padValue, BinaryConvPlan& plan);
+
+// The inference engine's `add` and `channel_act` after a binary conv, fused into the conv's
+// epilogue: per output element of channel co, in float32 (each step rounded, no contraction),
+// after the affine map: y = y + res (res [N, Cout, Ho, Wo], when given); then, when neg is given,
+// u = y + b0[co], y = u·(u >= 0 ? pos[co] : neg[co]) + b1[co] (absent b0 / b1: 0, absent pos: 1)
+// — exactly what the separate add and channelActF32 (native/eltwise) compute on the conv's output.
+struct BinaryConvAct {
+  const float* res;                  // or null
+  const float *b0, *pos, *neg, *b1;  // [Cout] or null; no activation without neg
+};
+
 // y [N, Cout, Ho, Wo] = conv(sign(x − thr[c]), sign(w))·scale[co] + bias[co] for x [N, C, H, W]
-// (thr, scale, bias each optional, as RunBinaryConv2dRaw). Bit-identical to RunBinaryConv2dRaw.
+// (thr, scale, bias each optional, as RunBinaryConv2dRaw; bit-identical to it), then the `act`
+// tail when given.
 std::string RunBinaryConvPlan(BinaryConvPlan& plan, const float* x, int64_t N, const float* scale, const float* bias,
-                              const float* thr, float* y);
+                              const float* thr, float* y, const BinaryConvAct* act = nullptr);
 
 }  // namespace onebit

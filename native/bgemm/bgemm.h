@@ -25,11 +25,21 @@
 
 namespace onebit {
 
+// An elementwise tail after the affine map (the inference engine's fused add and channel_act), per
+// element of row m in float32, each step rounded, no contraction: y = y + res[m * ldres + l] when
+// res is set; then, when neg is set, u = y + b0[m], y = u · (u >= 0 ? pos[m] : neg[m]) + b1[m]
+// (absent b0 / b1: 0, absent pos: 1) — native/eltwise's channelActF32, step for step.
+struct BgemmAct {
+  const float* res;  // may be null
+  size_t ldres;
+  const float *b0, *pos, *neg, *b1;  // [M] or null; no activation without neg
+};
+
 // Where a panel's results go: row m, column l of the panel is c[m * ldc + l], plus
 // add[m * ldadd + l] when `add` is set (the conv's exact border correction, applied in registers
 // before the store instead of a read-modify-write pass over y), then times scale[m] when `scale`
 // is set, then plus bias[m] when `bias` is set (the inference engine's per-channel affine map:
-// float32 multiply, then float32 add, never contracted into an FMA).
+// float32 multiply, then float32 add, never contracted into an FMA), then the `act` tail when set.
 struct BgemmOut {
   float* c;
   size_t ldc;
@@ -37,6 +47,7 @@ struct BgemmOut {
   size_t ldadd;
   const float* scale = nullptr;  // [M] or null
   const float* bias = nullptr;   // [M] or null
+  const BgemmAct* act = nullptr;  // or null
 };
 
 // One panel: out row m, column l = K − 2·Σ_{w < kw} popcount(a[m * lda + w] ^ bblk[w * lanes + l])

@@ -16,11 +16,10 @@ constexpr int kLanes = 8;
 constexpr int kRows = 4;
 constexpr int kByteSteps = 31;  // 31 · 8 = 248 ≤ 255
 
+// Rows m0 .. m0+R−1 of the block (a already points at row m0) against one panel; results to `out`.
 template <int R>
 __attribute__((target("avx2"), always_inline)) inline void Tile(const uint32_t* a, size_t lda, const uint32_t* bblk,
-                                                                int kw, int K, float* c, size_t ldc, const float* add,
-                                                                size_t ldadd, const float* scale, const float* bias,
-                                                                int nl) {
+                                                                int kw, int K, const BgemmOut& out, int m0, int nl) {
   const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
                                        0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
   __m256i acc[R];
@@ -52,16 +51,35 @@ __attribute__((target("avx2"), always_inline)) inline void Tile(const uint32_t* 
   }
   const __m256i kv = _mm256_set1_epi32(K);
   const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(nl), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const bool full = nl == kLanes;
+  const BgemmAct* act = out.act;
 #pragma GCC unroll 8
   for (int r = 0; r < R; r++) {
+    const int m = m0 + r;
     __m256 y = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_sub_epi32(kv, acc[r]), acc[r]));  // K − 2·acc
-    if (add) y = _mm256_add_ps(y, nl == kLanes ? _mm256_loadu_ps(add + r * ldadd) : _mm256_maskload_ps(add + r * ldadd, mask));
-    if (scale) y = _mm256_mul_ps(y, _mm256_set1_ps(scale[r]));
-    if (bias) y = _mm256_add_ps(y, _mm256_set1_ps(bias[r]));
-    if (nl == kLanes) {
-      _mm256_storeu_ps(c + r * ldc, y);
+    if (out.add) {
+      const float* p = out.add + m * out.ldadd;
+      y = _mm256_add_ps(y, full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mask));
+    }
+    if (out.scale) y = _mm256_mul_ps(y, _mm256_set1_ps(out.scale[m]));
+    if (out.bias) y = _mm256_add_ps(y, _mm256_set1_ps(out.bias[m]));
+    if (act) {
+      if (act->res) {
+        const float* p = act->res + m * act->ldres;
+        y = _mm256_add_ps(y, full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mask));
+      }
+      if (act->neg) {
+        y = _mm256_add_ps(y, _mm256_set1_ps(act->b0 ? act->b0[m] : 0.0f));
+        const __m256 ge = _mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_GE_OQ);  // NaN: false (neg), as u >= 0
+        const __m256 slope = _mm256_blendv_ps(_mm256_set1_ps(act->neg[m]), _mm256_set1_ps(act->pos ? act->pos[m] : 1.0f), ge);
+        y = _mm256_add_ps(_mm256_mul_ps(y, slope), _mm256_set1_ps(act->b1 ? act->b1[m] : 0.0f));
+      }
+    }
+    float* c = out.c + m * out.ldc;
+    if (full) {
+      _mm256_storeu_ps(c, y);
     } else {
-      _mm256_maskstore_ps(c + r * ldc, mask, y);
+      _mm256_maskstore_ps(c, mask, y);
     }
   }
 }
@@ -70,20 +88,12 @@ __attribute__((target("avx2"), always_inline)) inline void Tile(const uint32_t* 
 
 __attribute__((target("avx2"))) void BgemmBlockAvx2(const uint32_t* a, size_t lda, int M, const uint32_t* bblk, int kw,
                                                     int K, const BgemmOut& out, int nl) {
-  const size_t ldc = out.ldc, ldadd = out.ldadd;
-  const float *scale = out.scale, *bias = out.bias;
   int m = 0;
-  for (; m + kRows <= M; m += kRows) {
-    Tile<kRows>(a + m * lda, lda, bblk, kw, K, out.c + m * ldc, ldc, out.add ? out.add + m * ldadd : nullptr, ldadd,
-                scale ? scale + m : nullptr, bias ? bias + m : nullptr, nl);
-  }
-  const float* add = out.add ? out.add + m * ldadd : nullptr;
-  const float* s = scale ? scale + m : nullptr;
-  const float* b = bias ? bias + m : nullptr;
+  for (; m + kRows <= M; m += kRows) Tile<kRows>(a + m * lda, lda, bblk, kw, K, out, m, nl);
   switch (M - m) {
-    case 3: Tile<3>(a + m * lda, lda, bblk, kw, K, out.c + m * ldc, ldc, add, ldadd, s, b, nl); break;
-    case 2: Tile<2>(a + m * lda, lda, bblk, kw, K, out.c + m * ldc, ldc, add, ldadd, s, b, nl); break;
-    case 1: Tile<1>(a + m * lda, lda, bblk, kw, K, out.c + m * ldc, ldc, add, ldadd, s, b, nl); break;
+    case 3: Tile<3>(a + m * lda, lda, bblk, kw, K, out, m, nl); break;
+    case 2: Tile<2>(a + m * lda, lda, bblk, kw, K, out, m, nl); break;
+    case 1: Tile<1>(a + m * lda, lda, bblk, kw, K, out, m, nl); break;
     default: break;
   }
 }

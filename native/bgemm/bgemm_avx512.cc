@@ -13,13 +13,11 @@ namespace {
 constexpr int kLanes = 16;
 constexpr int kRows = 8;
 
+// Rows m0 .. m0+R−1 of the block (a already points at row m0) against one panel; results to `out`.
 template <int R>
 __attribute__((target("avx512f,avx512vpopcntdq"), always_inline)) inline void Tile(const uint32_t* a, size_t lda,
                                                                                     const uint32_t* bblk, int kw,
-                                                                                    int K, float* c, size_t ldc,
-                                                                                    const float* add, size_t ldadd,
-                                                                                    const float* scale,
-                                                                                    const float* bias,
+                                                                                    int K, const BgemmOut& out, int m0,
                                                                                     __mmask16 store) {
   __m512i acc[R];
 #pragma GCC unroll 16
@@ -34,14 +32,25 @@ __attribute__((target("avx512f,avx512vpopcntdq"), always_inline)) inline void Ti
     }
   }
   const __m512i kv = _mm512_set1_epi32(K);
+  const BgemmAct* act = out.act;
 #pragma GCC unroll 16
   for (int r = 0; r < R; r++) {
+    const int m = m0 + r;
     // K − 2·acc; the masked convert sidesteps a g++ 12 false -Wmaybe-uninitialized in the plain one.
     __m512 y = _mm512_maskz_cvtepi32_ps(store, _mm512_sub_epi32(_mm512_sub_epi32(kv, acc[r]), acc[r]));
-    if (add) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(store, add + r * ldadd));
-    if (scale) y = _mm512_mul_ps(y, _mm512_set1_ps(scale[r]));
-    if (bias) y = _mm512_add_ps(y, _mm512_set1_ps(bias[r]));
-    _mm512_mask_storeu_ps(c + r * ldc, store, y);
+    if (out.add) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(store, out.add + m * out.ldadd));
+    if (out.scale) y = _mm512_mul_ps(y, _mm512_set1_ps(out.scale[m]));
+    if (out.bias) y = _mm512_add_ps(y, _mm512_set1_ps(out.bias[m]));
+    if (act) {
+      if (act->res) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(store, act->res + m * act->ldres));
+      if (act->neg) {
+        y = _mm512_add_ps(y, _mm512_set1_ps(act->b0 ? act->b0[m] : 0.0f));
+        const __mmask16 ge = _mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_GE_OQ);  // NaN: false (neg), as u >= 0
+        const __m512 slope = _mm512_mask_blend_ps(ge, _mm512_set1_ps(act->neg[m]), _mm512_set1_ps(act->pos ? act->pos[m] : 1.0f));
+        y = _mm512_add_ps(_mm512_mul_ps(y, slope), _mm512_set1_ps(act->b1 ? act->b1[m] : 0.0f));
+      }
+    }
+    _mm512_mask_storeu_ps(out.c + m * out.ldc, store, y);
   }
 }
 
@@ -51,26 +60,17 @@ __attribute__((target("avx512f,avx512vpopcntdq"))) void BgemmBlockAvx512(const u
                                                                          const uint32_t* bblk, int kw, int K,
                                                                          const BgemmOut& out, int nl) {
   const __mmask16 store = static_cast<__mmask16>((1u << nl) - 1u);
-  const size_t ldc = out.ldc, ldadd = out.ldadd;
-  const float *scale = out.scale, *bias = out.bias;
   int m = 0;
-  for (; m + kRows <= M; m += kRows) {
-    Tile<kRows>(a + m * lda, lda, bblk, kw, K, out.c + m * ldc, ldc, out.add ? out.add + m * ldadd : nullptr, ldadd,
-                scale ? scale + m : nullptr, bias ? bias + m : nullptr, store);
-  }
-  const float* add = out.add ? out.add + m * ldadd : nullptr;
-  const float* s = scale ? scale + m : nullptr;
-  const float* b = bias ? bias + m : nullptr;
-  float* c = out.c + m * ldc;
+  for (; m + kRows <= M; m += kRows) Tile<kRows>(a + m * lda, lda, bblk, kw, K, out, m, store);
   const uint32_t* am = a + m * lda;
   switch (M - m) {
-    case 7: Tile<7>(am, lda, bblk, kw, K, c, ldc, add, ldadd, s, b, store); break;
-    case 6: Tile<6>(am, lda, bblk, kw, K, c, ldc, add, ldadd, s, b, store); break;
-    case 5: Tile<5>(am, lda, bblk, kw, K, c, ldc, add, ldadd, s, b, store); break;
-    case 4: Tile<4>(am, lda, bblk, kw, K, c, ldc, add, ldadd, s, b, store); break;
-    case 3: Tile<3>(am, lda, bblk, kw, K, c, ldc, add, ldadd, s, b, store); break;
-    case 2: Tile<2>(am, lda, bblk, kw, K, c, ldc, add, ldadd, s, b, store); break;
-    case 1: Tile<1>(am, lda, bblk, kw, K, c, ldc, add, ldadd, s, b, store); break;
+    case 7: Tile<7>(am, lda, bblk, kw, K, out, m, store); break;
+    case 6: Tile<6>(am, lda, bblk, kw, K, out, m, store); break;
+    case 5: Tile<5>(am, lda, bblk, kw, K, out, m, store); break;
+    case 4: Tile<4>(am, lda, bblk, kw, K, out, m, store); break;
+    case 3: Tile<3>(am, lda, bblk, kw, K, out, m, store); break;
+    case 2: Tile<2>(am, lda, bblk, kw, K, out, m, store); break;
+    case 1: Tile<1>(am, lda, bblk, kw, K, out, m, store); break;
     default: break;
   }
 }

@@ -33,6 +33,13 @@ void BgemmBlockRef(const uint32_t* a, size_t lda, int M, const uint32_t* bblk, i
     if (out.add) y = y + out.add[m * out.ldadd];
     if (out.scale) y = y * out.scale[m];
     if (out.bias) y = y + out.bias[m];
+    if (const BgemmAct* act = out.act) {
+      if (act->res) y = y + act->res[m * act->ldres];
+      if (act->neg) {
+        const float u = y + (act->b0 ? act->b0[m] : 0.0f);
+        y = u * (u >= 0.0f ? (act->pos ? act->pos[m] : 1.0f) : act->neg[m]) + (act->b1 ? act->b1[m] : 0.0f);
+      }
+    }
     out.c[m * out.ldc] = y;
   }
 }

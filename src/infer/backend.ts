@@ -32,12 +32,28 @@ export interface InferBackend extends Pick<Backend,
 
 /** See `InferBackend.prepareBinaryConv2d`. `run` writes into `out` when it has the right length. */
 export interface PreparedBinaryConv2d {
-  run(x: Float32Array, n: number, scale: Float32Array | null, bias: Float32Array | null, thr?: Float32Array | null, out?: Float32Array, residual?: Float32Array): Float32Array;
+  run(
+    x: Float32Array, n: number, scale: Float32Array | null, bias: Float32Array | null, thr?: Float32Array | null, out?: Float32Array,
+    residual?: Float32Array | null, act?: ChannelActivation | null,
+  ): Float32Array;
   /**
    * True when `run` takes `residual` (same length as the output): y = (D·scale + bias) + residual,
    * each step rounded to float32 — equal to the separate `add` it replaces.
    */
   readonly residual?: boolean;
+  /**
+   * True when `run` also takes `act` (after the residual): the fused `channel_act`, the same float32
+   * steps as kernels.ts `channelAct`. Only with `residual`.
+   */
+  readonly act?: boolean;
+}
+
+/** A `channel_act`'s per-channel tables (absent b0/b1 = 0, absent pos = 1). */
+export interface ChannelActivation {
+  b0?: Float32Array | null;
+  pos?: Float32Array | null;
+  neg: Float32Array;
+  b1?: Float32Array | null;
 }
 
 /** See `InferBackend.prepareConv2d`: x [n, C, H, W] → y [n, Cout, Ho, Wo]. */

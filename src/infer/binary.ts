@@ -1,5 +1,5 @@
 import { envVar } from '../core/env.js';
-import type { InferBackend } from './backend.js';
+import type { ChannelActivation, InferBackend } from './backend.js';
 import { borderSignSums, convKernel, convOut, unpackSigns, type BinaryConvGeom, type ConvKernelKind } from './bconv.js';
 
 export type { BinaryConvGeom } from './bconv.js';
@@ -32,14 +32,16 @@ export interface BinaryConvPlan {
    * `alloc` (optional) supplies a reusable output array of a given length; `residual` (only when
    * `residual` below is true) is added to the float output: y = (mul·D + bias) + r, float32 steps.
    */
-  run(t: Float32Array, n: number, alloc?: (length: number) => Float32Array, residual?: Float32Array): Float32Array;
+  run(t: Float32Array, n: number, alloc?: (length: number) => Float32Array, residual?: Float32Array, act?: ChannelActivation): Float32Array;
   /**
    * The same on sign(x − thr[c]) (the `sign` op before it fused in: x is that op's float input), when
    * the kernel can binarize on entry (the native prepared conv); absent otherwise.
    */
-  runSigned?(x: Float32Array, n: number, thr: Float32Array, alloc?: (length: number) => Float32Array, residual?: Float32Array): Float32Array;
+  runSigned?(x: Float32Array, n: number, thr: Float32Array, alloc?: (length: number) => Float32Array, residual?: Float32Array, act?: ChannelActivation): Float32Array;
   /** Whether `run`/`runSigned` take a residual (float outputs of a kernel with a residual epilogue). */
   readonly residual?: boolean;
+  /** Whether they also take `act` after the residual (a fused `channel_act`). */
+  readonly act?: boolean;
 }
 
 /**
@@ -60,13 +62,15 @@ function preparedPlan(g: BinaryConvGeom, bits: Uint32Array, tf: OutputTransform,
   const prep = be.prepareBinaryConv2d(w, [g.Cout, Cg, g.kh, g.kw], [g.C, g.H, g.W], { stride: g.stride, padding: g.padding, dilation: g.dilation, groups: g.groups }, g.pad);
   if (!prep) return null;
   const [Ho, Wo] = convOut(g), P = Ho * Wo, Cog = g.Cout / g.groups;
-  const finish = (x: Float32Array, n: number, thr: Float32Array | null, alloc?: (length: number) => Float32Array, residual?: Float32Array): Float32Array => {
+  const finish = (x: Float32Array, n: number, thr: Float32Array | null, alloc?: (length: number) => Float32Array, residual?: Float32Array, act?: ChannelActivation): Float32Array => {
     const out = alloc?.(n * g.Cout * P);
-    return tf.thr ? transform(prep.run(x, n, null, null, thr, out), null, n, g.Cout, P, Cog, g.groups, tf, null) : prep.run(x, n, tf.mul, tf.bias, thr, out, residual);
+    if (tf.thr) return transform(prep.run(x, n, null, null, thr, out), null, n, g.Cout, P, Cog, g.groups, tf, null);
+    return act ? prep.run(x, n, tf.mul, tf.bias, thr, out, residual, act) : residual ? prep.run(x, n, tf.mul, tf.bias, thr, out, residual) : prep.run(x, n, tf.mul, tf.bias, thr, out);
   };
+  const residual = !tf.thr && prep.residual === true;
   return {
-    run: (t, n, alloc, r) => finish(t, n, null, alloc, r), runSigned: (x, n, thr, alloc, r) => finish(x, n, thr, alloc, r),
-    residual: !tf.thr && prep.residual === true,
+    run: (t, n, alloc, r, act) => finish(t, n, null, alloc, r, act), runSigned: (x, n, thr, alloc, r, act) => finish(x, n, thr, alloc, r, act),
+    residual, act: residual && prep.act === true,
   };
 }
 

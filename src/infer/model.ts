@@ -74,6 +74,8 @@ export class InferenceModel {
     graph.nodes.forEach((n) => n.inputs.forEach((v) => readers[v]!++));
     // withResidual[j]: binary conv j's step with a residual added in its epilogue (when its plan can).
     const withResidual = new Map<number, (ins: Float32Array[], n: number, alloc: Alloc, r: Float32Array) => Float32Array>();
+    const signFused = new Map<number, Float32Array>(); // binary conv → thresholds of the sign fused into it
+    const actFused = new Set<number>(); // channel_acts run in a binary conv's epilogue
     this.convPlans.forEach((plan, j) => { if (plan.residual) withResidual.set(j, ([a], b, alloc, r) => plan.run(a!, b, alloc, r)); });
     graph.nodes.forEach((n, j) => {
       const v = n.inputs[0]!, i = v - 1, src = i >= 0 ? graph.nodes[i]! : null;
@@ -84,13 +86,38 @@ export class InferenceModel {
       this.steps[i] = EMPTY_STEP;
       this.inputs[i] = [];
       this.steps[j] = ([a], b, alloc) => runSigned(a!, b, thr, alloc);
+      signFused.set(j, thr);
       if (plan.residual) withResidual.set(j, ([a], b, alloc, r) => runSigned(a!, b, thr, alloc, r));
       this.inputs[j] = [src.inputs[0]!];
+    });
+    // Fusion: binary conv → add → channel_act, each the only reader of the one before, in the conv's
+    // epilogue when its kernel takes an activation (the native one): y = act((D·mul + bias) + r).
+    graph.nodes.forEach((n, j) => {
+      const a = n.inputs[0]!, ai = a - 1, add = ai >= 0 ? graph.nodes[ai]! : null;
+      if (n.op !== 'channel_act' || !add || add.op !== 'add' || readers[a] !== 1 || a === graph.output) return;
+      for (const side of [0, 1]) {
+        const v = this.inputs[ai]![side]!, r = this.inputs[ai]![1 - side]!, ci = v - 1;
+        const plan = this.convPlans.get(ci);
+        if (!plan?.act || readers[v] !== 1 || v === graph.output || this.steps[ci] === EMPTY_STEP) continue;
+        const f = (key: string) => attr.f32(n, key);
+        const act = { b0: f('b0') ?? null, pos: f('pos') ?? null, neg: f('neg')!, b1: f('b1') ?? null };
+        const convIns = this.inputs[ci]!, thr = signFused.get(ci);
+        this.steps[j] = thr
+          ? (ins, b, alloc) => plan.runSigned!(ins[0]!, b, thr, alloc, ins[1]!, act)
+          : (ins, b, alloc) => plan.run(ins[0]!, b, alloc, ins[1]!, act);
+        this.inputs[j] = [convIns[0]!, r];
+        this.steps[ci] = EMPTY_STEP;
+        this.steps[ai] = EMPTY_STEP;
+        this.inputs[ci] = [];
+        this.inputs[ai] = [];
+        actFused.add(j);
+        return;
+      }
     });
     // Fusion: an `add` whose only reader is a `channel_act` runs inside it (one pass, no sum array).
     graph.nodes.forEach((n, j) => {
       const v = n.inputs[0]!, i = v - 1, src = i >= 0 ? graph.nodes[i]! : null;
-      if (n.op !== 'channel_act' || !src || src.op !== 'add' || readers[v] !== 1 || v === graph.output) return;
+      if (n.op !== 'channel_act' || !src || src.op !== 'add' || readers[v] !== 1 || v === graph.output || actFused.has(j)) return;
       const f = (key: string) => attr.f32(n, key);
       const s = this.infos[v]!.shape, b0 = f('b0'), pos = f('pos'), neg = f('neg')!, b1 = f('b1');
       this.steps[i] = EMPTY_STEP;

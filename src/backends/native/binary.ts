@@ -31,13 +31,32 @@ export interface BinaryAddon extends NativeAddon {
    * bit-plane workspace kept between runs (N in geom is ignored). Freed with the handle (GC).
    */
   binaryConv2dCreate?(w: Float32Array, geom: Int32Array, padValue: number): BinaryConvHandle;
-  /** binaryConv2dRun with a handle, for a batch of n: the same results, nothing allocated per call. */
+  /**
+   * binaryConv2dRun with a handle, for a batch of n: the same results, nothing allocated per call.
+   * Then res (the engine's `add`) and, with neg, the activation (BinaryConvActivation) in the epilogue.
+   */
   binaryConv2dExec?(handle: BinaryConvHandle, out: Float32Array, x: Float32Array, n: number,
-    scale: Float32Array | null, bias: Float32Array | null, thr: Float32Array | null): void;
+    scale: Float32Array | null, bias: Float32Array | null, thr: Float32Array | null,
+    res?: Float32Array | null, b0?: Float32Array | null, pos?: Float32Array | null, neg?: Float32Array | null, b1?: Float32Array | null): void;
 }
 
 /** An opaque prepared-conv handle of the addon (binaryConv2dCreate). */
 export type BinaryConvHandle = { readonly __brand: 'BinaryConvHandle' };
+
+/**
+ * The inference engine's `channel_act` after a binary conv (and its `add`), fused into the conv's
+ * epilogue. For output element i of channel c, after the affine map and the residual (y =
+ * (D·scale[c] + bias[c]) + residual[i]), in float32 with every step rounded and no contraction:
+ * u = y + b0[c], y = u·(u >= 0 ? pos[c] : neg[c]) + b1[c]; absent b0 / b1 count as 0 and an absent
+ * pos as 1. Bit-identical to the conv, then the backend's channelAct(y, residual, ...) (kernels.ts
+ * channelAct / native channelActF32).
+ */
+export interface BinaryConvActivation {
+  b0?: Float32Array | null;
+  pos?: Float32Array | null;
+  neg: Float32Array;
+  b1?: Float32Array | null;
+}
 
 /** The addon typed for its binary kernels, or null when it is not built. */
 export function binaryAddon(): BinaryAddon | null {
@@ -83,9 +102,19 @@ export interface PreparedBinaryConv2d {
   /**
    * y = binaryConv2d(sign(x − thr[c]), w)·scale[co] + bias[co] for x `[N, C, H, W]` (C, H, W as
    * prepared; any N). Without thr the bits are sign(x); scale and bias may be null. Writes into
-   * `out` when it has the right length (every element is written), else a new array.
+   * `out` when it has the right length (every element is written), else a new array. Then, in the
+   * epilogue (only where `residual` is true, else both must be absent): y = y + residual[i]
+   * (float32; `residual` has the output's length: the engine's fused `add`), then `act` (the fused
+   * `channel_act`, see BinaryConvActivation).
    */
-  run(x: Float32Array, n: number, scale: Float32Array | null, bias: Float32Array | null, thr?: Float32Array | null, out?: Float32Array): Float32Array;
+  run(
+    x: Float32Array, n: number, scale: Float32Array | null, bias: Float32Array | null, thr?: Float32Array | null, out?: Float32Array,
+    residual?: Float32Array | null, act?: BinaryConvActivation | null,
+  ): Float32Array;
+  /** Whether `run` takes `residual` and `act` (the addon's handle path: always, with this build). */
+  readonly residual: boolean;
+  /** Whether `run` takes `act` (with this build: whenever it takes `residual`). */
+  readonly act: boolean;
   readonly outShape: (n: number) => [number, number, number, number];
 }
 
@@ -110,10 +139,14 @@ export function prepareBinaryConv2d(
     const exec = addon.binaryConv2dExec.bind(addon);
     return {
       outShape: (n) => [n, Cout, Ho, Wo],
-      run(x, n, scale, bias, thr, given) {
+      residual: true,
+      act: true,
+      run(x, n, scale, bias, thr, given, residual, act) {
         const len = n * Cout * Ho * Wo;
         const out = given && given.length === len ? given : new Float32Array(len);
-        exec(handle, out, x, n, scale, bias, thr ?? null);
+        if (act) exec(handle, out, x, n, scale, bias, thr ?? null, residual ?? null, act.b0 ?? null, act.pos ?? null, act.neg, act.b1 ?? null);
+        else if (residual) exec(handle, out, x, n, scale, bias, thr ?? null, residual);
+        else exec(handle, out, x, n, scale, bias, thr ?? null);
         return out;
       },
     };
@@ -123,7 +156,10 @@ export function prepareBinaryConv2d(
   const run = addon.binaryConv2dRun.bind(addon);
   return {
     outShape: (n) => [n, Cout, Ho, Wo],
-    run(x, n, scale, bias, thr, given) {
+    residual: false,
+    act: false,
+    run(x, n, scale, bias, thr, given, residual, act) {
+      if (residual || act) throw new Error('onebit: this native addon build has no fused epilogue (rebuild it: node native/build.cjs)');
       geom[0] = n;
       const len = n * Cout * Ho * Wo;
       const out = given && given.length === len ? given : new Float32Array(len);
