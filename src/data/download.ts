@@ -250,6 +250,10 @@ async function save(
   const progress = opts.progress ? new Progress(total) : undefined;
   let received = 0;
   let cause: unknown;
+  const file = createWriteStream(dest);
+  // Settles when the file is closed: on an early error the stream may still be opening, and the
+  // caller's cleanup must not run before that, or the open would re-create the removed temp file.
+  const closed = new Promise<void>((resolve) => file.once('close', () => resolve()));
   try {
     await pipeline(
       res,
@@ -261,12 +265,16 @@ async function save(
           yield chunk;
         }
       },
-      createWriteStream(dest),
+      file,
     );
   } catch (e) {
     cause = e;
   } finally {
     progress?.stop();
+    if (!file.closed) {
+      file.destroy();
+      await closed;
+    }
   }
   const size = total !== undefined ? `${total} bytes` : 'the whole archive';
   if (cause !== undefined || (total !== undefined && received < total)) {
