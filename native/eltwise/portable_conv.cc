@@ -26,11 +26,14 @@ template <int R>
 static inline void Rows(const float* A, int32_t lda, const float* Bp, int32_t K, float* C, int32_t ldc, int32_t nl,
                         const float* bias, const float* res) {
   __m256 acc[R];
+#pragma GCC unroll 8
   for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
   for (int32_t k = 0; k < K; k++) {
     const __m256 b = _mm256_loadu_ps(Bp + 8 * k);
+#pragma GCC unroll 8
     for (int r = 0; r < R; r++) acc[r] = _mm256_add_ps(acc[r], _mm256_mul_ps(_mm256_set1_ps(A[(size_t)r * lda + k]), b));
   }
+#pragma GCC unroll 8
   for (int r = 0; r < R; r++) {
     if (bias) acc[r] = _mm256_add_ps(acc[r], _mm256_set1_ps(bias[r]));
     float* y = C + (size_t)r * ldc;
