@@ -95,8 +95,10 @@ export async function runBench(modelFile: string, flags: { batch: number; iters:
   console.log(`${modelFile}: ${size} bytes, input [${m.inputShape.join(', ')}], ${m.classes} classes, backend ${m.backend.name}`);
   console.log('| batch | threads | median ms | ms / image | images/s |');
   console.log('|---:|---:|---:|---:|---:|');
-  for (const threads of addon ? [1, 2] : [1]) {
-    addon?.setThreads(threads);
+  // Thread counts only change the native kernels (the WebAssembly ones run on what they were loaded with).
+  const native = m.backend.name.startsWith('native');
+  for (const threads of native && addon ? [1, 2] : [m.backend.threads]) {
+    if (native) addon?.setThreads(threads);
     for (const b of [1, flags.batch]) {
       const x = Float32Array.from({ length: b * per }, (_, i) => Math.sin(i));
       m.predict(x, [b, ...m.inputShape]);
