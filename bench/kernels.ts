@@ -14,6 +14,7 @@
 import '../src/index.js';
 import { backend } from '../src/core/tensor.js';
 import { Rng } from '../src/core/rng.js';
+import { bestMs } from './timing.js';
 import type { Conv2dParams } from '../src/core/backend.js';
 import { binaryMatmul as refBinaryMatmul, bitpack as refBitpack } from '../src/backends/ref/binary.js';
 import { binaryAddon, binaryKernels, type BinaryIsa } from '../src/backends/native/binary.js';
@@ -34,19 +35,7 @@ function values(n: number, seed: number): Float32Array {
   return Float32Array.from({ length: n }, () => r.uniform(-1, 1));
 }
 
-/** Best time in ms of `fn` over at least `minCalls` calls and `minMs` of wall time (after one warm-up). */
-function best(fn: () => void, minMs = 150, minCalls = 3): number {
-  fn();
-  let bestMs = Infinity, calls = 0;
-  const t0 = performance.now();
-  while (calls < minCalls || performance.now() - t0 < minMs) {
-    const t = performance.now();
-    fn();
-    bestMs = Math.min(bestMs, performance.now() - t);
-    calls++;
-  }
-  return bestMs;
-}
+const best = bestMs;
 
 const fmt = (v: number, width = 8): string => (Number.isFinite(v) ? v.toFixed(0) : '–').padStart(width);
 

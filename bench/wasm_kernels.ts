@@ -17,6 +17,7 @@
 import { readFileSync } from 'node:fs';
 import type { Conv2dParams } from '../src/core/backend.js';
 import { Rng } from '../src/core/rng.js';
+import { bestMs } from './timing.js';
 import { binaryConv2d } from '../src/backends/ref/binary.js';
 import { conv2d } from '../src/backends/ref/conv2d.js';
 import { add } from '../src/infer/kernels.js';
@@ -42,19 +43,8 @@ function values(n: number, seed: number): Float32Array {
   return Float32Array.from({ length: n }, () => r.uniform(-1, 1));
 }
 
-/** Best time in µs of `fn` over at least `minCalls` calls and `minMs` of wall time (after warm-up). */
-function best(fn: () => void, minMs = 200, minCalls = 20): number {
-  for (let i = 0; i < 5; i++) fn();
-  let bestMs = Infinity, calls = 0;
-  const t0 = performance.now();
-  while (calls < minCalls || performance.now() - t0 < minMs) {
-    const t = performance.now();
-    fn();
-    bestMs = Math.min(bestMs, performance.now() - t);
-    calls++;
-  }
-  return bestMs * 1000;
-}
+/** Best time in µs of `fn` over at least 20 calls and 200 ms (after 5 warm-up calls). */
+const best = (fn: () => void): number => 1000 * bestMs(fn, 200, 20, 5);
 
 /** The layer's kernel prepared on k, validated against the reference, as a timed closure. */
 function setup(k: WasmKernels, l: Layer, label: string): () => void {

@@ -2,13 +2,8 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { MIME } from '../demo_server.js';
 
-/** MIME types of what the demo and benchmark pages serve (WebAssembly must be application/wasm for streaming compiles). */
-export const MIME: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8', '.json': 'application/json', '.map': 'application/json', '.wasm': 'application/wasm',
-  '.png': 'image/png', '.svg': 'image/svg+xml', '.onebit': 'application/octet-stream', '.txt': 'text/plain; charset=utf-8',
-};
 
 /**
  * A static file server on localhost for the browser pages: `mounts` maps URL prefixes ('/' or
