@@ -82,10 +82,27 @@ test('native binary kernels equal the reference exactly (same shape, scalar eith
 test('native clippedSte equals the TypeScript loop exactly', { skip }, () => {
   for (const n of SIZES) {
     const g = values(n, n + 3), x = values(n, n + 4);
-    for (const clip of [1, 0.5, 1.3, Math.fround(1 + 2 ** -23), 0, Infinity]) {
-      assertSame(eltwiseKernels!.clippedSte(g, x, clip), clippedSteLoop(g, x, clip), `clippedSte clip=${clip} n=${n}`);
+    for (const clip of [1, 0.5, 1.3, Math.fround(1 + 2 ** -23), 0, Infinity, -1, NaN, 3.5e38, 1e-46]) {
+      // The float neighbours of ±clip (the native kernel compares in float; TypeScript in double).
+      const xc = x.slice(), f = Math.fround(clip), step = Number.isFinite(f) && f !== 0 ? Math.abs(f) * 2 ** -23 : 0;
+      for (let i = 0; i < Math.min(n, 6); i++) xc[i] = (i % 2 ? -1 : 1) * (f + (i % 3 - 1) * step);
+      assertSame(eltwiseKernels!.clippedSte(g, xc, clip), clippedSteLoop(g, xc, clip), `clippedSte clip=${clip} n=${n}`);
     }
   }
+});
+
+test('native scaleChannels equals the float32 loop exactly (in place, per channel)', { skip }, () => {
+  for (const [n, c, plane] of [[1, 1, 1], [2, 3, 5], [3, 17, 65], [128, 16, 1024], [1, 64, 4097]] as const) {
+    const y = values(n * c * plane, c + plane), f = values(c, n + c);
+    const want = y.slice();
+    for (let i = 0; i < n; i++) for (let ch = 0; ch < c; ch++) for (let j = 0; j < plane; j++) {
+      const o = (i * c + ch) * plane + j;
+      want[o] = Math.fround(want[o]! * f[ch]!);
+    }
+    eltwiseKernels!.scaleChannels(y, n, c, plane, f);
+    assertSame(y, want, `scaleChannels ${n}x${c}x${plane}`);
+  }
+  assert.throws(() => eltwiseKernels!.scaleChannels(new Float32Array(6), 2, 2, 2, new Float32Array(2)), /scaleChannels: expected y of 2·2·2/);
 });
 
 test('native symmetricScale equals the TypeScript loop (two-valued or not, ±0, NaN, ±Infinity)', { skip }, () => {

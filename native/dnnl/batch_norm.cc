@@ -17,11 +17,20 @@ namespace onebit {
 
 namespace {
 
+// The per-plane loops are built twice, for AVX2 and for the baseline ISA, and picked at load time
+// (GCC function multiversioning): float64 math on 4 lanes instead of 2. -ffp-contract=off keeps
+// both clones' results identical (no FMA), so the results do not depend on the CPU.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define ONEBIT_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define ONEBIT_CLONES
+#endif
+
 // Below this many elements the loops stay on one thread (OpenMP dispatch would dominate).
 constexpr int64_t kParallelMin = 1 << 16;
 
 // Σ x[i] in float64 with 4 independent accumulators (a single chain runs at one add per latency).
-double SumD(const float* x, int64_t n) {
+ONEBIT_CLONES double SumD(const float* x, int64_t n) {
   double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
   int64_t i = 0;
   for (; i + 4 <= n; i += 4) {
@@ -35,7 +44,7 @@ double SumD(const float* x, int64_t n) {
 }
 
 // Σ (x[i] − m)² in float64.
-double SumSqDevD(const float* x, int64_t n, double m) {
+ONEBIT_CLONES double SumSqDevD(const float* x, int64_t n, double m) {
   double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
   int64_t i = 0;
   for (; i + 4 <= n; i += 4) {
@@ -53,7 +62,7 @@ double SumSqDevD(const float* x, int64_t n, double m) {
 }
 
 // Σ dy and Σ dy·(x − mu) in float64.
-void SumDyD(const float* dy, const float* x, int64_t n, double mu, double& sb, double& sxc) {
+ONEBIT_CLONES void SumDyD(const float* dy, const float* x, int64_t n, double mu, double& sb, double& sxc) {
   double b0 = 0, b1 = 0, g0 = 0, g1 = 0;
   int64_t i = 0;
   for (; i + 2 <= n; i += 2) {
@@ -70,6 +79,18 @@ void SumDyD(const float* dy, const float* x, int64_t n, double mu, double& sb, d
   }
   sb = b0 + b1;
   sxc = g0 + g1;
+}
+
+ONEBIT_CLONES void ApplyPlane(const float* xp, float* yp, int64_t S, double scale, double shift) {
+  for (int64_t i = 0; i < S; i++) yp[i] = static_cast<float>(xp[i] * scale + shift);
+}
+
+ONEBIT_CLONES void BackwardPlane(const float* dyp, const float* xp, float* dxp, int64_t S, double mu, double is, double k,
+                                 double m, double b, double g) {
+  for (int64_t i = 0; i < S; i++) {
+    const double xhat = (xp[i] - mu) * is;
+    dxp[i] = static_cast<float>(k * (m * dyp[i] - b - xhat * g));
+  }
 }
 
 }  // namespace
@@ -106,9 +127,7 @@ std::string BatchNormApply(const float* x, int64_t N, int64_t C, int64_t S, cons
     const int64_t c = p % C;
     const double scale = static_cast<double>(invStd[c]) * gamma[c];
     const double shift = beta[c] - mean[c] * scale;
-    const float* xp = x + p * S;
-    float* yp = y + p * S;
-    for (int64_t i = 0; i < S; i++) yp[i] = static_cast<float>(xp[i] * scale + shift);
+    ApplyPlane(x + p * S, y + p * S, S, scale, shift);
   }
   return "";
 }
@@ -138,13 +157,7 @@ std::string BatchNormBackward(const float* dy, const float* x, int64_t N, int64_
     const int64_t c = p % C;
     const double mu = mean[c], is = invStd[c], b = sb[c], g = sg[c];
     const double k = (static_cast<double>(gamma[c]) * is) / m;
-    const float* dyp = dy + p * S;
-    const float* xp = x + p * S;
-    float* dxp = dx + p * S;
-    for (int64_t i = 0; i < S; i++) {
-      const double xhat = (xp[i] - mu) * is;
-      dxp[i] = static_cast<float>(k * (m * dyp[i] - b - xhat * g));
-    }
+    BackwardPlane(dy + p * S, x + p * S, dx + p * S, S, mu, is, k, m, b, g);
   }
   return "";
 }

@@ -52,6 +52,11 @@ export interface Backend {
    */
   clippedSte?(g: Float32Array, x: Float32Array, clip: number): Float32Array;
   symmetricScale?(x: Float32Array): number | null;
+  /**
+   * Optional: y[i, c, j] = fround(y[i, c, j] · f[c]) in place over y [n, C, plane] (f: float32 per
+   * channel). The packed binary forward's rescale; when absent it runs as a TypeScript loop.
+   */
+  scaleChannels?(y: Float32Array, n: number, c: number, plane: number, f: Float32Array): void;
   /** min(max(x, lo), hi). */
   clamp(x: Float32Array, lo: number, hi: number): Float32Array;
 

@@ -54,12 +54,19 @@ export function channelScales(w: Float32Array, channels: number): Float32Array |
   return a;
 }
 
-/** Multiply the channel planes of y [N, C, plane] by s·a_c in place. */
+/**
+ * Multiply the channel planes of y [N, C, plane] by f_c = fround(s·a_c) in place, each product
+ * rounded to float32 (the backend's scaleChannels when it has one; this loop gives the same bits).
+ */
 function scale(y: Float32Array, n: number, c: number, plane: number, s: number, a: Float32Array): void {
+  const f = new Float32Array(c);
+  for (let ch = 0; ch < c; ch++) f[ch] = s * a[ch]!;
+  const b = backend();
+  if (b.scaleChannels) return b.scaleChannels(y, n, c, plane, f);
   for (let i = 0, o = 0; i < n; i++) {
     for (let ch = 0; ch < c; ch++) {
-      const f = s * a[ch]!;
-      for (let e = o + plane; o < e; o++) y[o]! *= f;
+      const fc = f[ch]!;
+      for (let e = o + plane; o < e; o++) y[o] = Math.fround(y[o]! * fc);
     }
   }
 }

@@ -36,7 +36,7 @@ const STRIDED_OPS: Partial<Record<BinaryKernel, number>> = {
   add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5, greater: 6, greaterEqual: 7, equal: 8,
 };
 
-export type EltwiseKernels = Pick<Backend, 'unary' | 'binary'> & Required<Pick<Backend, 'clippedSte' | 'symmetricScale'>>;
+export type EltwiseKernels = Pick<Backend, 'unary' | 'binary'> & Required<Pick<Backend, 'clippedSte' | 'symmetricScale' | 'scaleChannels'>>;
 
 /** The addon typed for its elementwise kernels, or null when it is not built (or predates them). */
 export function eltwiseAddon(): EltwiseAddon | null {
@@ -100,6 +100,13 @@ function make(addon: EltwiseAddon): EltwiseKernels {
     symmetricScale(x: Float32Array): number | null {
       const s = addon.symmetricScaleF32(x);
       return s > 0 ? s : null;
+    },
+    scaleChannels(y: Float32Array, n: number, c: number, plane: number, f: Float32Array): void {
+      if (y.length !== n * c * plane || f.length !== c) {
+        throw new Error(`scaleChannels: expected y of ${n}·${c}·${plane} and f of ${c} elements, but got ${y.length} and ${f.length}.`);
+      }
+      // The strided mul (op 2) in place: y [n, c, plane] times f broadcast along axes 0 and 2.
+      addon.binaryStridedF32(2, y, y, f, n, c, plane, c * plane, plane, 1, 0, 1, 0);
     },
   };
 }
