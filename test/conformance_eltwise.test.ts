@@ -6,6 +6,7 @@ import { Rng } from '../src/core/rng.js';
 import { binary, unary } from '../src/backends/ref/elementwise.js';
 import { eltwiseAddon, eltwiseKernels, NATIVE_ELTWISE_MIN, nativeChannelAct } from '../src/backends/native/eltwise.js';
 import { clippedSteLoop } from '../src/quantizers/ste_sign.js';
+import { approxSignBackwardLoop } from '../src/quantizers/approx_sign.js';
 import { symmetricScaleLoop } from '../src/ops/binary_forward.js';
 
 /*
@@ -88,6 +89,18 @@ test('native clippedSte equals the TypeScript loop exactly', { skip }, () => {
       for (let i = 0; i < Math.min(n, 6); i++) xc[i] = (i % 2 ? -1 : 1) * (f + (i % 3 - 1) * step);
       assertSame(eltwiseKernels!.clippedSte(g, xc, clip), clippedSteLoop(g, xc, clip), `clippedSte clip=${clip} n=${n}`);
     }
+  }
+});
+
+test('native approxSignBackward equals the TypeScript loop exactly (edges ±1, 0, −0, NaN, ±Infinity)', { skip }, () => {
+  for (const n of [...SIZES, NATIVE_ELTWISE_MIN]) {
+    const g = values(n, n + 7), x = values(n, n + 8);
+    const edges = [-1, Math.fround(-1 - 2 ** -23), Math.fround(-1 + 2 ** -24), 1, Math.fround(1 - 2 ** -24), 0, -0, 0.5, -0.5];
+    for (let i = 0; i < Math.min(n, edges.length); i++) x[i] = edges[i]!;
+    assertSame(eltwiseKernels!.approxSignBackward(g, x), approxSignBackwardLoop(g, x), `approxSignBackward n=${n}`);
+    const direct = new Float32Array(n);
+    addon!.approxSignBackwardF32(direct, g, x);
+    assertSame(direct, approxSignBackwardLoop(g, x), `approxSignBackwardF32 n=${n}`);
   }
 });
 

@@ -15,6 +15,8 @@
 //        pos[c]·u : neg[c]·u; out = v + b1[c] (PReLU, RPReLU, Maxout; absent b0/b1 = 0, pos = 1;
 //        float32 arithmetic, no contraction: each step rounds as the TypeScript kernel does)
 //   clippedSteF32(out, g, x, clip)             out[i] = -clip <= x[i] <= clip ? g[i] : 0
+//   approxSignBackwardF32(out, g, x)           out[i] = g[i]·ApproxSign'(x[i]) (2 + 2x on [−1, 0),
+//        2 − 2x on [0, 1), 0 elsewhere), the product in float64 and rounded once, as TypeScript
 //   symmetricScaleF32(x) -> s if every x[i] is +s or -s for one s > 0, else -1
 //
 // Large arrays (>= kParallel elements) are split over the OpenMP threads.
@@ -61,11 +63,10 @@ Napi::Value UnaryF32(const Napi::CallbackInfo& info) {
     return info.Env().Undefined();
   }
   const int64_t n = static_cast<int64_t>(nx);
-  const float nan = std::numeric_limits<float>::quiet_NaN();
   switch (op) {
     // Selects, not branches, so the loop vectorizes: a branch on the sign of mixed-sign data
     // mispredicts half the time (6.5 ms for 2M elements vs ~1 ms, measured). NaN stays NaN.
-    case 0: Map(out, n, [=](int64_t i) { const float v = x[i]; const float r = v >= 0.f ? 1.f : -1.f; return v == v ? r : nan; }); break;
+    case 0: Map(out, n, [=](int64_t i) { const float v = x[i]; const float r = v >= 0.f ? 1.f : -1.f; return v != v ? v : r; }); break;
     case 1: Map(out, n, [=](int64_t i) { return std::fabs(x[i]); }); break;
     case 2: Map(out, n, [=](int64_t i) { return -x[i]; }); break;
     default: Map(out, n, [=](int64_t i) { const float v = x[i]; return v > 0.f ? v : 0.f; }); break;
@@ -257,6 +258,33 @@ Napi::Value ClippedSteF32(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+void ApproxSignBackward(float* __restrict out, const float* __restrict g, const float* __restrict x, int64_t n) {
+#pragma omp parallel for schedule(static) if (n >= kParallel)
+  for (int64_t i = 0; i < n; i++) {
+    const double v = x[i], gv = g[i];
+    const double raw = 2.0 - 2.0 * std::fabs(v);  // <= 0 exactly when |x| >= 1; NaN for NaN x
+    const double d = raw > 0.0 ? raw : 0.0;        // one compare on the value: a max, vectorizes
+    out[i] = static_cast<float>(gv * d);
+  }
+}
+
+Napi::Value ApproxSignBackwardF32(const Napi::CallbackInfo& info) {
+  float* out;
+  const float *g, *x;
+  size_t nout, ng, nx;
+  if (!GetArray(info, 0, napi_float32_array, out, nout) || !GetArray(info, 1, napi_float32_array, g, ng) ||
+      !GetArray(info, 2, napi_float32_array, x, nx) || !SameLength(info, "approxSignBackwardF32", nout, nx) ||
+      !SameLength(info, "approxSignBackwardF32", ng, nx)) {
+    return info.Env().Undefined();
+  }
+  // d = max(2 − 2|x|, 0): 2 − 2|x| inside (−1, 1) (= 2 + 2x for x < 0; exact in double), 0 at and
+  // beyond ±1, and 0 for NaN x (the compare fails), as the TypeScript comparisons give. Written
+  // with the interval tests of the TypeScript loop, GCC kept a branch and the loop did not
+  // vectorize (7.8 ms instead of ~1 ms for 2M elements, measured).
+  ApproxSignBackward(out, g, x, static_cast<int64_t>(nx));
+  return info.Env().Undefined();
+}
+
 Napi::Value SymmetricScaleF32(const Napi::CallbackInfo& info) {
   const float* x;
   size_t nx;
@@ -289,6 +317,7 @@ void RegisterEltwiseKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("binaryStridedF32", Napi::Function::New(env, BinaryStridedF32));
   exports.Set("channelActF32", Napi::Function::New(env, ChannelActF32));
   exports.Set("clippedSteF32", Napi::Function::New(env, ClippedSteF32));
+  exports.Set("approxSignBackwardF32", Napi::Function::New(env, ApproxSignBackwardF32));
   exports.Set("symmetricScaleF32", Napi::Function::New(env, SymmetricScaleF32));
 }
 

@@ -52,6 +52,8 @@ export interface Backend {
    */
   clippedSte?(g: Float32Array, x: Float32Array, clip: number): Float32Array;
   symmetricScale?(x: Float32Array): number | null;
+  /** Optional: out = g·ApproxSign'(x) (quantizers/approx_sign.ts), equal to its TypeScript loop. */
+  approxSignBackward?(g: Float32Array, x: Float32Array): Float32Array;
   /**
    * Optional: y[i, c, j] = fround(y[i, c, j] · f[c]) in place over y [n, C, plane] (f: float32 per
    * channel). The packed binary forward's rescale; when absent it runs as a TypeScript loop.

@@ -1,4 +1,5 @@
-import { type Tensor, wrap } from '../core/tensor.js';
+import { backend, type Tensor, wrap } from '../core/tensor.js';
+import { approxSignBackwardLoop, approxSignDerivative } from '../backends/ref/elementwise.js';
 import { sign } from '../ops/elementwise.js';
 import { customGrad } from '../ops/custom.js';
 import { Quantizer, type QuantizerConfig } from './quantizer.js';
@@ -32,20 +33,16 @@ export class ApproxSign extends Quantizer {
   }
 }
 
-/** ApproxSign'(x): 2 + 2x on [−1, 0), 2 − 2x on [0, 1), 0 elsewhere. */
-export function approxSignDerivative(x: number): number {
-  if (x >= -1 && x < 0) return 2 + 2 * x;
-  if (x >= 0 && x < 1) return 2 - 2 * x;
-  return 0;
-}
+export { approxSignDerivative };
 
 /** dL/dx = dL/dq · ApproxSign'(x), elementwise (g and x of the same shape). */
 export function approxSignBackward(g: Tensor, x: Tensor): Tensor {
   const gv = g.f32(), xv = x.f32();
-  const out = new Float32Array(xv.length);
-  for (let i = 0; i < out.length; i++) out[i] = gv[i]! * approxSignDerivative(xv[i]!);
-  return wrap(out, x.shape);
+  const b = backend();
+  return wrap(b.approxSignBackward ? b.approxSignBackward(gv, xv) : approxSignBackwardLoop(gv, xv), x.shape);
 }
+
+export { approxSignBackwardLoop };
 
 /** sign(x) (sign(0) = +1) with the ApproxSign backward; shared by approx_sign and adabin_act. */
 export function approxSign(x: Tensor): Tensor {

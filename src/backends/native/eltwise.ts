@@ -8,7 +8,7 @@
 import type { Backend, BinaryKernel, Shape, UnaryKernel } from '../../core/backend.js';
 import { debugLog } from '../../core/debug.js';
 import { collapseBroadcast3, shapesEqual, sizeOf } from '../../core/shape.js';
-import { binary as refBinary, unary as refUnary } from '../ref/elementwise.js';
+import { approxSignBackwardLoop, binary as refBinary, unary as refUnary } from '../ref/elementwise.js';
 import { loadAddon, type NativeAddon } from './addon.js';
 
 /** The addon's elementwise entry points (op codes in native/eltwise/eltwise.cc). */
@@ -19,6 +19,7 @@ export interface EltwiseAddon extends NativeAddon {
   binaryStridedF32(op: number, out: Float32Array, a: Float32Array, b: Float32Array,
     d0: number, d1: number, d2: number, sa0: number, sa1: number, sa2: number, sb0: number, sb1: number, sb2: number): void;
   clippedSteF32(out: Float32Array, g: Float32Array, x: Float32Array, clip: number): void;
+  approxSignBackwardF32(out: Float32Array, g: Float32Array, x: Float32Array): void;
   portableConv2dF32?(out: Float32Array, x: Float32Array, w: Float32Array, bias: Float32Array | null, residual: Float32Array | null, geom: Int32Array): void;
   channelActF32?(out: Float32Array, x: Float32Array, r: Float32Array | null, n: number, C: number, inner: number,
     b0: Float32Array | null, pos: Float32Array | null, neg: Float32Array, b1: Float32Array | null): void;
@@ -36,12 +37,12 @@ const STRIDED_OPS: Partial<Record<BinaryKernel, number>> = {
   add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5, greater: 6, greaterEqual: 7, equal: 8,
 };
 
-export type EltwiseKernels = Pick<Backend, 'unary' | 'binary'> & Required<Pick<Backend, 'clippedSte' | 'symmetricScale' | 'scaleChannels'>>;
+export type EltwiseKernels = Pick<Backend, 'unary' | 'binary'> & Required<Pick<Backend, 'clippedSte' | 'symmetricScale' | 'scaleChannels' | 'approxSignBackward'>>;
 
 /** The addon typed for its elementwise kernels, or null when it is not built (or predates them). */
 export function eltwiseAddon(): EltwiseAddon | null {
   const a = loadAddon() as EltwiseAddon | null;
-  return a && typeof a.unaryF32 === 'function' ? a : null;
+  return a && typeof a.unaryF32 === 'function' && typeof a.approxSignBackwardF32 === 'function' ? a : null;
 }
 
 function make(addon: EltwiseAddon): EltwiseKernels {
@@ -95,6 +96,12 @@ function make(addon: EltwiseAddon): EltwiseKernels {
     clippedSte(g: Float32Array, x: Float32Array, clip: number): Float32Array {
       const out = new Float32Array(x.length);
       addon.clippedSteF32(out, g, x, clip);
+      return out;
+    },
+    approxSignBackward(g: Float32Array, x: Float32Array): Float32Array {
+      if (x.length < NATIVE_ELTWISE_MIN) return approxSignBackwardLoop(g, x);
+      const out = new Float32Array(x.length);
+      addon.approxSignBackwardF32(out, g, x);
       return out;
     },
     symmetricScale(x: Float32Array): number | null {

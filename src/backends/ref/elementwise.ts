@@ -178,3 +178,17 @@ export function contiguous(data: Float32Array, shape: Shape, strides: Shape, off
   }
   return out;
 }
+
+/** ApproxSign'(x) (quantizers/approx_sign.ts): 2 + 2x on [−1, 0), 2 − 2x on [0, 1), 0 elsewhere. */
+export function approxSignDerivative(x: number): number {
+  if (x >= -1 && x < 0) return 2 + 2 * x;
+  if (x >= 0 && x < 1) return 2 - 2 * x;
+  return 0;
+}
+
+/** out = g·ApproxSign'(x): the TypeScript loop of `approxSignBackward` (and the native kernel's oracle). */
+export function approxSignBackwardLoop(gv: Float32Array, xv: Float32Array): Float32Array {
+  const out = new Float32Array(xv.length);
+  for (let i = 0; i < out.length; i++) out[i] = gv[i]! * approxSignDerivative(xv[i]!);
+  return out;
+}
