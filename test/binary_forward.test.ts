@@ -2,6 +2,7 @@ import '../src/index.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { refBackend } from '../src/backends/ref/index.js';
+import { createNativeBackend } from '../src/backends/native/index.js';
 import { manualSeed } from '../src/core/rng.js';
 import { setBackend, Tensor } from '../src/core/tensor.js';
 import { backward } from '../src/autograd/tape.js';
@@ -74,4 +75,53 @@ test('layers whose values are not exactly ±s take the float path (AdaBin offset
   const f = run(layer, x, false);
   const p = run(layer, x, true);
   assert.deepEqual(Array.from(p.y), Array.from(f.y));
+});
+
+/** Forward and gradients of a layer with the sign quantizer fused into the packed conv or not. */
+function runFused(layer: Module & { weight: Tensor }, x: Tensor, fused: boolean) {
+  process.env.ONEBIT_FUSED_SIGN = fused ? '1' : '0';
+  try {
+    return run(layer, x, true);
+  } finally {
+    delete process.env.ONEBIT_FUSED_SIGN;
+  }
+}
+
+for (const be of ['ref', 'native'] as const) {
+  const native = be === 'native' ? createNativeBackend() : null;
+  test(`sign quantizer fused into the packed conv == unfused, bit for bit (${be} backend)`, { skip: be === 'native' && !native ? 'native addon not built' : false }, () => {
+    setBackend(native ?? refBackend);
+    try {
+      for (const t of convCases.filter((c) => c.iq === 'ste_sign' || c.iq === 'approx_sign')) {
+        manualSeed(3);
+        const layer = new BinaryConv2d(t.c, t.o, t.k, { stride: t.stride, padding: t.pad, padValue: t.padValue, kernelQuantizer: t.kq, inputQuantizer: t.iq });
+        assert.ok(layer.inputQuantizer!.signGrad(), `${t.iq} has a fused gradient`);
+        // Values on and near the quantizers' clip points (±1, 0, −0) as well as inside and outside.
+        const x = randTensor([2, t.c, ...t.hw], 5, -1.5, 1.5);
+        const xd = x.f32();
+        for (let i = 0; i < 12; i++) xd[i * 7] = [1, -1, 0, -0, Math.fround(1 + 2 ** -23), Math.fround(-1 + 2 ** -24)][i % 6]!;
+        const u = runFused(layer, x, false);
+        const f = runFused(layer, x, true);
+        for (const k of ['y', 'gx', 'gw'] as const) assert.deepEqual(Buffer.from(f[k].buffer), Buffer.from(u[k].buffer), `${JSON.stringify(t)} ${k}`);
+      }
+      // Quantizers without a pointwise sign gradient do not fuse.
+      assert.equal(new BinaryConv2d(4, 4, 3, { inputQuantizer: 'rsign' }).inputQuantizer!.signGrad(), null);
+    } finally {
+      setBackend(refBackend);
+    }
+  });
+}
+
+test('a NaN input to a fused sign conv falls back to the float path (NaN out, not a silent +1)', () => {
+  manualSeed(4);
+  const layer = new BinaryConv2d(3, 2, 3, { padding: 1, inputQuantizer: 'ste_sign', kernelQuantizer: 'ste_sign' });
+  const x = randTensor([1, 3, 4, 4], 6);
+  x.f32()[5] = NaN;
+  process.env.ONEBIT_PACKED = '1';
+  try {
+    const y = layer.forward(x).f32();
+    assert.ok(Array.from(y).some(Number.isNaN), 'the NaN reaches the output');
+  } finally {
+    delete process.env.ONEBIT_PACKED;
+  }
 });

@@ -17,6 +17,7 @@
 //   clippedSteF32(out, g, x, clip)             out[i] = -clip <= x[i] <= clip ? g[i] : 0
 //   approxSignBackwardF32(out, g, x)           out[i] = g[i]·ApproxSign'(x[i]) (2 + 2x on [−1, 0),
 //        2 − 2x on [0, 1), 0 elsewhere), the product in float64 and rounded once, as TypeScript
+//   hasNaNF32(x) -> whether any x[i] is NaN
 //   symmetricScaleF32(x) -> s if every x[i] is +s or -s for one s > 0, else -1
 //
 // Large arrays (>= kParallel elements) are split over the OpenMP threads.
@@ -285,6 +286,17 @@ Napi::Value ApproxSignBackwardF32(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value HasNaNF32(const Napi::CallbackInfo& info) {
+  const float* x;
+  size_t nx;
+  if (!GetArray(info, 0, napi_float32_array, x, nx)) return info.Env().Undefined();
+  const int64_t n = static_cast<int64_t>(nx);
+  int bad = 0;
+#pragma omp parallel for schedule(static) reduction(| : bad) if (n >= kParallel)
+  for (int64_t i = 0; i < n; i++) bad |= x[i] != x[i];
+  return Napi::Boolean::New(info.Env(), bad != 0);
+}
+
 Napi::Value SymmetricScaleF32(const Napi::CallbackInfo& info) {
   const float* x;
   size_t nx;
@@ -318,6 +330,7 @@ void RegisterEltwiseKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("channelActF32", Napi::Function::New(env, ChannelActF32));
   exports.Set("clippedSteF32", Napi::Function::New(env, ClippedSteF32));
   exports.Set("approxSignBackwardF32", Napi::Function::New(env, ApproxSignBackwardF32));
+  exports.Set("hasNaNF32", Napi::Function::New(env, HasNaNF32));
   exports.Set("symmetricScaleF32", Napi::Function::New(env, SymmetricScaleF32));
 }
 

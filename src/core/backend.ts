@@ -50,10 +50,17 @@ export interface Backend {
    * loops exactly. `clippedSte`: out = g where −clip <= x <= clip, else 0 (NaN → 0).
    * `symmetricScale`: s when every value of x is +s or −s for one s > 0, else null.
    */
-  clippedSte?(g: Float32Array, x: Float32Array, clip: number): Float32Array;
+  clippedSte?(g: Float32Array, x: Float32Array, clip: number, out?: Float32Array): Float32Array;
   symmetricScale?(x: Float32Array): number | null;
-  /** Optional: out = g·ApproxSign'(x) (quantizers/approx_sign.ts), equal to its TypeScript loop. */
-  approxSignBackward?(g: Float32Array, x: Float32Array): Float32Array;
+  /**
+   * Optional: out = g·ApproxSign'(x) (quantizers/approx_sign.ts), equal to its TypeScript loop.
+   * For both this and clippedSte, `out` (when given) receives the result and may be g itself.
+   */
+  approxSignBackward?(g: Float32Array, x: Float32Array, out?: Float32Array): Float32Array;
+  /** Optional: whether any element of x is NaN (the fused sign + packed conv's guard). */
+  hasNaN?(x: Float32Array): boolean;
+  /** Optional: out[i] = sign(x[i]) (sign(0) = +1, NaN stays NaN) into a given array of x's length. */
+  signInto?(out: Float32Array, x: Float32Array): void;
   /**
    * Optional: y[i, c, j] = fround(y[i, c, j] · f[c]) in place over y [n, C, plane] (f: float32 per
    * channel). The packed binary forward's rescale; when absent it runs as a TypeScript loop.

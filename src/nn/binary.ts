@@ -3,7 +3,7 @@ import type { Tensor } from '../core/tensor.js';
 import { add } from '../ops/elementwise.js';
 import { matmul } from '../ops/matmul.js';
 import { conv2d, pad2d } from '../ops/conv.js';
-import { packedConv2d, packedForwardEnabled, packedLinear } from '../ops/binary_forward.js';
+import { fusedSignEnabled, packedConv2d, packedForwardEnabled, packedLinear, packedSignConv2d } from '../ops/binary_forward.js';
 import { reshape } from '../ops/shape.js';
 import { createQuantizer, type Quantizer, type QuantizerConfig, type QuantizerContext } from '../quantizers/index.js';
 import { uniformInit } from './init.js';
@@ -133,13 +133,21 @@ export class BinaryConv2d extends BinaryLayerBase {
   }
 
   forward(x: Tensor): Tensor {
-    let xq = this.inputQuantizer ? this.inputQuantizer.apply(x) : x;
     const wq = this.kernelQuantizer ? this.kernelQuantizer.apply(this.weight) : this.weight;
     const [ph, pw] = pair(this.opts.padding ?? 0);
     const conv = { stride: this.opts.stride, dilation: this.opts.dilation, groups: this.opts.groups, padding: [ph, pw] as [number, number] };
-    if (this.packable()) {
+    const packable = this.packable();
+    const withBias = (y: Tensor) => (this.bias ? add(y, reshape(this.bias, [1, this.outChannels, 1, 1])) : y);
+    // A sign quantizer with a pointwise pseudo-gradient fuses into the packed conv (no ±1 tensor).
+    const signGrad = packable && fusedSignEnabled() ? this.inputQuantizer!.signGrad() : null;
+    if (signGrad) {
+      const y = packedSignConv2d(x, wq, conv, this.padValue, signGrad);
+      if (y) return withBias(y);
+    }
+    let xq = this.inputQuantizer ? this.inputQuantizer.apply(x) : x;
+    if (packable) {
       const y = packedConv2d(xq, wq, conv, this.padValue);
-      if (y) return this.bias ? add(y, reshape(this.bias, [1, this.outChannels, 1, 1])) : y;
+      if (y) return withBias(y);
     }
     if (this.padValue !== 0 && (ph || pw)) {
       xq = pad2d(xq, [ph, ph, pw, pw], this.padValue);

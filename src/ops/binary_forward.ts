@@ -1,4 +1,5 @@
-import type { Conv2dParams } from '../core/backend.js';
+import type { Backend, Conv2dParams, Shape } from '../core/backend.js';
+import type { SignGrad } from '../quantizers/quantizer.js';
 import { debugLog } from '../core/debug.js';
 import { backend, type Tensor, wrap } from '../core/tensor.js';
 import { needsGrad, record } from '../autograd/tape.js';
@@ -21,6 +22,14 @@ export function packedForwardEnabled(): boolean {
   if (env === '1') return true;
   if (env === '0') return false;
   return backend().packedBinaryForward === true;
+}
+
+/**
+ * Whether binary convs may fuse a sign input quantizer into the packed conv (`packedSignConv2d`):
+ * on wherever the packed forward is, unless ONEBIT_FUSED_SIGN=0 (the unfused path, for comparison).
+ */
+export function fusedSignEnabled(): boolean {
+  return process.env.ONEBIT_FUSED_SIGN !== '0';
 }
 
 /** s when every value of x is +s or −s for one s > 0, else null (the backend's fused kernel when it has one). */
@@ -89,22 +98,68 @@ export function packedConv2d(xq: Tensor, wq: Tensor, opts: Conv2dOpts, padValue:
   scale(y, yShape[0]!, yShape[1]!, yShape[2]! * yShape[3]!, s, a);
   return record(wrap(y, yShape), 'binaryConv2d', [xq, wq], (g) => {
     const gd = g.f32();
-    let dw: Tensor | null = null;
-    if (needsGrad(wq)) {
-      if (padValue === 0) {
-        dw = wrap(b.conv2dBackwardFilter(xd, xq.shape, gd, g.shape, wq.shape, p), wq.shape);
-      } else {
-        // The float path pads with ±1 first and convolves without padding: do the same for dW.
-        const [ph, pw] = p.padding;
-        const xp = b.pad2d(xd, xq.shape, [ph, ph, pw, pw], padValue);
-        const xpShape = [xq.shape[0]!, xq.shape[1]!, xq.shape[2]! + 2 * ph, xq.shape[3]! + 2 * pw];
-        const p0: Conv2dParams = { ...p, padding: [0, 0] };
-        dw = wrap(b.conv2dBackwardFilter(xp, xpShape, gd, g.shape, wq.shape, p0), wq.shape);
-      }
-    }
+    const dw = needsGrad(wq) ? wrap(filterGrad(b, xd, xq.shape, gd, g.shape, wq.shape, p, padValue), wq.shape) : null;
     const dx = needsGrad(xq) ? wrap(b.conv2dBackwardInput(gd, g.shape, wd, wq.shape, xq.shape, p), xq.shape) : null;
     return [dx, dw];
   });
+}
+
+/** A ±1 copy of x in a buffer shared by every fused layer's backward (they run one at a time). */
+let signScratch = new Float32Array(0);
+function signOf(x: Float32Array): Float32Array {
+  if (signScratch.length < x.length) signScratch = new Float32Array(x.length);
+  const out = signScratch.subarray(0, x.length);
+  const b = backend();
+  if (b.signInto) b.signInto(out, x);
+  else for (let i = 0; i < x.length; i++) { const v = x[i]!; out[i] = v >= 0 ? 1 : v < 0 ? -1 : NaN; }
+  return out;
+}
+
+/**
+ * The input quantizer sign(x) fused into the packed conv: conv2d(pad(sign(x), padValue), wq) with
+ * the quantizer's pseudo-gradient `grad` applied to dL/d sign(x) in the same backward. Equal, values
+ * and gradients, to `packedConv2d(quantizer.apply(x), wq, …)` — but the ±1 activations are never
+ * stored: the conv packs the signs of x itself, and the backward rebuilds them in a shared buffer
+ * for dW only, then applies `grad` in place on dL/d sign(x). Null when wq is not ±a_i per channel
+ * or x holds a NaN (sign(NaN) is NaN, which 1-bit packing cannot carry): the caller then runs the
+ * quantizer and the unfused path.
+ */
+export function packedSignConv2d(x: Tensor, wq: Tensor, opts: Conv2dOpts, padValue: number, grad: SignGrad): Tensor | null {
+  const { p, yShape } = conv2dGeometry(x, wq, null, opts);
+  const xd = x.f32('binaryConv2d'), wd = wq.f32('binaryConv2d');
+  const a = channelScales(wd, wq.shape[0]!);
+  if (a === null) {
+    debugLog(`binary conv ${x.shape.join('x')} * ${wq.shape.join('x')}: weights not exactly ±a_i; float forward`);
+    return null;
+  }
+  const b = backend();
+  if (b.hasNaN ? b.hasNaN(xd) : xd.some(Number.isNaN)) {
+    debugLog(`binary conv ${x.shape.join('x')}: NaN in the input; float forward`);
+    return null;
+  }
+  const y = b.binaryConv2d(xd, x.shape, wd, wq.shape, p, padValue);
+  scale(y, yShape[0]!, yShape[1]!, yShape[2]! * yShape[3]!, 1, a);
+  return record(wrap(y, yShape), 'signBinaryConv2d', [x, wq], (g) => {
+    const gd = g.f32();
+    let dw: Tensor | null = null;
+    if (needsGrad(wq)) dw = wrap(filterGrad(b, signOf(xd), x.shape, gd, g.shape, wq.shape, p, padValue), wq.shape);
+    let dx: Tensor | null = null;
+    if (needsGrad(x)) {
+      const dq = b.conv2dBackwardInput(gd, g.shape, wd, wq.shape, x.shape, p); // fresh: ours to overwrite
+      grad(dq, xd, dq);
+      dx = wrap(dq, x.shape);
+    }
+    return [dx, dw];
+  });
+}
+
+/** dW of conv2d(pad(xq, padValue), w) (zero padding, or a ±1 border padded first as the float path does). */
+function filterGrad(b: Backend, xq: Float32Array, xShape: Shape, gd: Float32Array, gShape: Shape, wShape: Shape, p: Conv2dParams, padValue: number): Float32Array {
+  if (padValue === 0) return b.conv2dBackwardFilter(xq, xShape, gd, gShape, wShape, p);
+  const [ph, pw] = p.padding;
+  const xp = b.pad2d(xq, xShape, [ph, ph, pw, pw], padValue);
+  const xpShape = [xShape[0]!, xShape[1]!, xShape[2]! + 2 * ph, xShape[3]! + 2 * pw];
+  return b.conv2dBackwardFilter(xp, xpShape, gd, gShape, wShape, { ...p, padding: [0, 0] });
 }
 
 /** xq [N, K] · wqᵀ [O, K] on the packed kernel, or null when not two-valued. */

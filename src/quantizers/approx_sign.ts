@@ -2,7 +2,7 @@ import { backend, type Tensor, wrap } from '../core/tensor.js';
 import { approxSignBackwardLoop, approxSignDerivative } from '../backends/ref/elementwise.js';
 import { sign } from '../ops/elementwise.js';
 import { customGrad } from '../ops/custom.js';
-import { Quantizer, type QuantizerConfig } from './quantizer.js';
+import { Quantizer, type QuantizerConfig, type SignGrad } from './quantizer.js';
 
 /**
  * `approx_sign` — sign with Bi-Real Net's ApproxSign backward, a piecewise-quadratic surrogate
@@ -22,6 +22,14 @@ export class ApproxSign extends Quantizer {
 
   apply(x: Tensor): Tensor {
     return approxSign(x);
+  }
+
+  override signGrad(): SignGrad {
+    return (g, x, out) => {
+      const b = backend();
+      if (b.approxSignBackward) b.approxSignBackward(g, x, out);
+      else approxSignBackwardLoop(g, x, out);
+    };
   }
 
   config(): QuantizerConfig {

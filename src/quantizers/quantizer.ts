@@ -25,10 +25,23 @@ export abstract class Quantizer extends Module {
     return this.apply(x);
   }
 
+  /**
+   * For an input quantizer whose forward is exactly sign(x) (±1, sign(0) = +1, NaN stays NaN) and
+   * whose pseudo-gradient is pointwise in x: that gradient on arrays. Binary layers then fuse the
+   * quantizer into the packed conv (ops/binary_forward.ts `packedSignConv2d`): the ±1 tensor is
+   * never stored, the conv packs x's signs itself. Null (the default) for every other quantizer.
+   */
+  signGrad(): SignGrad | null {
+    return null;
+  }
+
   override describe(): string {
     return this.alias;
   }
 }
+
+/** dL/dx from dL/dq and x, written into `out` (which may be g itself). */
+export type SignGrad = (g: Float32Array, x: Float32Array, out: Float32Array) => void;
 
 export interface QuantizerConfig {
   alias: string;

@@ -1,7 +1,7 @@
 import { backend, type Tensor, wrap } from '../core/tensor.js';
 import { sign } from '../ops/elementwise.js';
 import { customGrad } from '../ops/custom.js';
-import { numOption, Quantizer, type QuantizerConfig } from './quantizer.js';
+import { numOption, Quantizer, type QuantizerConfig, type SignGrad } from './quantizer.js';
 
 /**
  * `ste_sign` — sign with the clipped straight-through estimator (BNN, Hubara et al. 2016;
@@ -23,6 +23,11 @@ export class SteSign extends Quantizer {
     return customGrad('ste_sign', [x], ([v]) => sign(v!), (g, [v]) => [clippedSte(g, v!, c)]);
   }
 
+  override signGrad(): SignGrad {
+    const c = this.clipValue;
+    return (g, x, out) => clippedSteInto(g, x, c, out);
+  }
+
   config(): QuantizerConfig {
     return { alias: this.alias, clipValue: this.clipValue };
   }
@@ -40,9 +45,16 @@ export function clippedSte(g: Tensor, x: Tensor, clip: number): Tensor {
   return wrap(clippedSteLoop(gv, xv, clip), x.shape);
 }
 
+/** `clippedSte` on arrays into `out` (which may be g itself). */
+export function clippedSteInto(gv: Float32Array, xv: Float32Array, clip: number, out: Float32Array): void {
+  const b = backend();
+  if (b.clippedSte) b.clippedSte(gv, xv, clip, out);
+  else clippedSteLoop(gv, xv, clip, out);
+}
+
 /** The TypeScript loop of `clippedSte` (backends without the fused kernel; the conformance oracle). */
-export function clippedSteLoop(gv: Float32Array, xv: Float32Array, clip: number): Float32Array {
-  const out = new Float32Array(xv.length);
+export function clippedSteLoop(gv: Float32Array, xv: Float32Array, clip: number, given?: Float32Array): Float32Array {
+  const out = given ?? new Float32Array(xv.length);
   for (let i = 0; i < out.length; i++) {
     const v = xv[i]!;
     out[i] = v <= clip && v >= -clip ? gv[i]! : 0;

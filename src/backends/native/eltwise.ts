@@ -20,6 +20,7 @@ export interface EltwiseAddon extends NativeAddon {
     d0: number, d1: number, d2: number, sa0: number, sa1: number, sa2: number, sb0: number, sb1: number, sb2: number): void;
   clippedSteF32(out: Float32Array, g: Float32Array, x: Float32Array, clip: number): void;
   approxSignBackwardF32(out: Float32Array, g: Float32Array, x: Float32Array): void;
+  hasNaNF32(x: Float32Array): boolean;
   portableConv2dF32?(out: Float32Array, x: Float32Array, w: Float32Array, bias: Float32Array | null, residual: Float32Array | null, geom: Int32Array): void;
   channelActF32?(out: Float32Array, x: Float32Array, r: Float32Array | null, n: number, C: number, inner: number,
     b0: Float32Array | null, pos: Float32Array | null, neg: Float32Array, b1: Float32Array | null): void;
@@ -37,12 +38,12 @@ const STRIDED_OPS: Partial<Record<BinaryKernel, number>> = {
   add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5, greater: 6, greaterEqual: 7, equal: 8,
 };
 
-export type EltwiseKernels = Pick<Backend, 'unary' | 'binary'> & Required<Pick<Backend, 'clippedSte' | 'symmetricScale' | 'scaleChannels' | 'approxSignBackward'>>;
+export type EltwiseKernels = Pick<Backend, 'unary' | 'binary'> & Required<Pick<Backend, 'clippedSte' | 'symmetricScale' | 'scaleChannels' | 'approxSignBackward' | 'hasNaN' | 'signInto'>>;
 
 /** The addon typed for its elementwise kernels, or null when it is not built (or predates them). */
 export function eltwiseAddon(): EltwiseAddon | null {
   const a = loadAddon() as EltwiseAddon | null;
-  return a && typeof a.unaryF32 === 'function' && typeof a.approxSignBackwardF32 === 'function' ? a : null;
+  return a && typeof a.unaryF32 === 'function' && typeof a.approxSignBackwardF32 === 'function' && typeof a.hasNaNF32 === 'function' ? a : null;
 }
 
 function make(addon: EltwiseAddon): EltwiseKernels {
@@ -93,14 +94,20 @@ function make(addon: EltwiseAddon): EltwiseKernels {
       debugLog(`native binary ${op}: ${strided === undefined ? 'no native kernel' : 'broadcast over more than 3 collapsed dims'}; reference loop`);
       return refBinary(op, a, aShape, b, bShape, outShape);
     },
-    clippedSte(g: Float32Array, x: Float32Array, clip: number): Float32Array {
-      const out = new Float32Array(x.length);
+    clippedSte(g: Float32Array, x: Float32Array, clip: number, given?: Float32Array): Float32Array {
+      const out = given ?? new Float32Array(x.length);
       addon.clippedSteF32(out, g, x, clip);
       return out;
     },
-    approxSignBackward(g: Float32Array, x: Float32Array): Float32Array {
-      if (x.length < NATIVE_ELTWISE_MIN) return approxSignBackwardLoop(g, x);
-      const out = new Float32Array(x.length);
+    hasNaN(x: Float32Array): boolean {
+      return addon.hasNaNF32(x);
+    },
+    signInto(out: Float32Array, x: Float32Array): void {
+      addon.unaryF32(UNARY_OPS.sign!, out, x);
+    },
+    approxSignBackward(g: Float32Array, x: Float32Array, given?: Float32Array): Float32Array {
+      if (x.length < NATIVE_ELTWISE_MIN) return approxSignBackwardLoop(g, x, given);
+      const out = given ?? new Float32Array(x.length);
       addon.approxSignBackwardF32(out, g, x);
       return out;
     },

@@ -187,8 +187,8 @@ export function approxSignDerivative(x: number): number {
 }
 
 /** out = g·ApproxSign'(x): the TypeScript loop of `approxSignBackward` (and the native kernel's oracle). */
-export function approxSignBackwardLoop(gv: Float32Array, xv: Float32Array): Float32Array {
-  const out = new Float32Array(xv.length);
+export function approxSignBackwardLoop(gv: Float32Array, xv: Float32Array, given?: Float32Array): Float32Array {
+  const out = given ?? new Float32Array(xv.length);
   for (let i = 0; i < out.length; i++) out[i] = gv[i]! * approxSignDerivative(xv[i]!);
   return out;
 }
