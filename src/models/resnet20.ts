@@ -74,15 +74,23 @@ export function shortcutA(x: Tensor, outChannels: number): Tensor {
   const Ho = Math.ceil(H / 2), Wo = Math.ceil(W / 2), pad = (outChannels - C) / 2;
   const xd = x.f32('shortcutA');
   const y = new Float32Array(N * outChannels * Ho * Wo);
-  const at = (n: number, c: number, i: number, j: number) => ((n * outChannels + c + pad) * Ho + i) * Wo + j;
-  for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let i = 0; i < Ho; i++) for (let j = 0; j < Wo; j++) {
-    y[at(n, c, i, j)] = xd[((n * C + c) * H + 2 * i) * W + 2 * j]!;
-  }
-  return record(wrap(y, [N, outChannels, Ho, Wo]), 'shortcutA', [x], (g) => {
-    const gd = g.f32(), dx = new Float32Array(x.size);
-    for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let i = 0; i < Ho; i++) for (let j = 0; j < Wo; j++) {
-      dx[((n * C + c) * H + 2 * i) * W + 2 * j] = gd[at(n, c, i, j)]!;
+  // Plane by plane with hoisted offsets (a closure per element ran ~25 ms per ResNet-20 step).
+  const stridedPlanes = (src: Float32Array, dst: Float32Array, toY: boolean) => {
+    for (let n = 0; n < N; n++) {
+      for (let c = 0; c < C; c++) {
+        const xo = (n * C + c) * H * W, yo = (n * outChannels + c + pad) * Ho * Wo;
+        for (let i = 0; i < Ho; i++) {
+          const xr = xo + 2 * i * W, yr = yo + i * Wo;
+          if (toY) for (let j = 0; j < Wo; j++) dst[yr + j] = src[xr + 2 * j]!;
+          else for (let j = 0; j < Wo; j++) dst[xr + 2 * j] = src[yr + j]!;
+        }
+      }
     }
+  };
+  stridedPlanes(xd, y, true);
+  return record(wrap(y, [N, outChannels, Ho, Wo]), 'shortcutA', [x], (g) => {
+    const dx = new Float32Array(x.size);
+    stridedPlanes(g.f32(), dx, false);
     return [wrap(dx, x.shape)];
   });
 }
