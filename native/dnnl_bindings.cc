@@ -13,7 +13,8 @@
 //   conv2dExec(handle, y F32, x F32, n)                    y = conv(x, w) + bias for a batch of n
 //   matmul(c F32, a F32, b F32, m, k, n, transA, transB)
 //   batchNormStats(mean F32, variance F32, x F32, N, C, S)                        S = product of spatial dims
-//   batchNormApply(y F32, x F32, mean F32, invStd F32, gamma F32, beta F32, N, C, S)
+//   batchNormApply(y F32, x F32, mean F32, invStd F32, gamma F32, beta F32, N, C, S[, residual F32])
+//        residual (optional, N·C·S): y = apply(x) + residual, the add in float32
 //   batchNormBackward(dx F32, dgamma F32, dbeta F32, dy F32, x F32, mean F32, invStd F32, gamma F32, N, C, S)
 //   maxPool2d(y F32, argmax I32, x F32, ...P)              P = N, C, H, W, kh, kw, sh, sw, ph, pw
 //   maxPool2dBackward(dx F32, dy F32, argmax I32)          (xSize = dx.length)
@@ -196,7 +197,12 @@ Napi::Value BatchNormApplyB(const Napi::CallbackInfo& info) {
       !CheckLen(env, fn, "invStd", ni, C) || !CheckLen(env, fn, "gamma", ng, C) || !CheckLen(env, fn, "beta", nb, C)) {
     return env.Undefined();
   }
-  return Done(env, BatchNormApply(x, N, C, S, mean, invStd, gamma, beta, y));
+  float* residual = nullptr;
+  if (info.Length() > 9 && !info[9].IsUndefined() && !info[9].IsNull()) {
+    size_t nr;
+    if (!GetArray(info, 9, kF32, residual, nr) || !CheckLen(env, fn, "residual", nr, N * C * S)) return env.Undefined();
+  }
+  return Done(env, BatchNormApply(x, N, C, S, mean, invStd, gamma, beta, residual, y));
 }
 
 Napi::Value BatchNormBackwardB(const Napi::CallbackInfo& info) {

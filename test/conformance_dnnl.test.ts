@@ -219,6 +219,11 @@ if (!K || !nativeMatmul) {
       assertNear(got.variance, want.variance, `batchNormStats variance [${shape}]`);
       const invStd = want.variance.map((v) => 1 / Math.sqrt(v + 1e-5));
       assertNear(K.batchNormApply(x, shape, want.mean, invStd, gamma, beta), R.batchNormApply(x, shape, want.mean, invStd, gamma, beta), `batchNormApply [${shape}]`);
+      // The fused residual add: the native apply + add in one pass equals its own apply, then add, bit for bit.
+      const res = rand(n, seed++);
+      const fused = K.batchNormApplyAdd!(x, shape, want.mean, invStd, gamma, beta, res);
+      const twoPass = K.batchNormApply(x, shape, want.mean, invStd, gamma, beta).map((v, i) => v + res[i]!);
+      assert.deepEqual(Array.from(fused), Array.from(twoPass), `batchNormApplyAdd [${shape}]`);
       const gb = K.batchNormBackward(dy, x, shape, want.mean, invStd, gamma), rb = R.batchNormBackward(dy, x, shape, want.mean, invStd, gamma);
       assertNear(gb.dx, rb.dx, `batchNormBackward dx [${shape}]`);
       assertNear(gb.dgamma, rb.dgamma, `batchNormBackward dgamma [${shape}]`);

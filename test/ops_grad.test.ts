@@ -301,6 +301,21 @@ test('batchNorm training mode: gradients wrt x, gamma, beta (rank 2 and rank 4)'
   }
 });
 
+test('batchNorm with a fused residual: BN(x) + r, gradients wrt x, gamma, beta and r; same values as add', () => {
+  for (const [shape, training] of [[[6, 3], true], [[2, 3, 2, 2], true], [[2, 3, 2, 2], false]] as const) {
+    const C = shape[1]!;
+    const x = randTensor([...shape], 80 + shape.length), r = randTensor([...shape], 81);
+    const gamma = randTensor([C], 82, 0.5, 1.5), beta = randTensor([C], 83);
+    const running = training ? null : { runningMean: randTensor([C], 84), runningVar: randTensor([C], 85, 0.5, 2) };
+    gradcheck((t, g, b, rr) => batchNorm(t, g, b, running, training, 0.1, 1e-5, rr), [x, gamma, beta, r]);
+    const fused = batchNorm(x, gamma, beta, null, true, 0.1, 1e-5, r).f32();
+    const plain = add(batchNorm(x, gamma, beta, null, true), r).f32();
+    assert.deepEqual(Array.from(fused), Array.from(plain));
+  }
+  assert.throws(() => batchNorm(randTensor([2, 3], 1), randTensor([3], 2), randTensor([3], 3), null, true, 0.1, 1e-5, randTensor([2, 2], 4)),
+    /batchNorm residual: expected the input's shape \[2,3\], but got shape \[2,2\]/);
+});
+
 test('batchNorm eval mode (running statistics): gradients wrt x, gamma, beta', () => {
   for (const shape of [[6, 3], [2, 3, 2, 2]]) {
     const x = randTensor(shape, 70 + shape.length);

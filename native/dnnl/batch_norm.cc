@@ -85,6 +85,12 @@ ONEBIT_CLONES void ApplyPlane(const float* xp, float* yp, int64_t S, double scal
   for (int64_t i = 0; i < S; i++) yp[i] = static_cast<float>(xp[i] * scale + shift);
 }
 
+// y = fl32(x·scale + shift) + r, the add in float32: apply, then the residual add, with no
+// intermediate array (the same bits as batchNormApply followed by an elementwise add).
+ONEBIT_CLONES void ApplyPlaneAdd(const float* xp, const float* rp, float* yp, int64_t S, double scale, double shift) {
+  for (int64_t i = 0; i < S; i++) yp[i] = static_cast<float>(xp[i] * scale + shift) + rp[i];
+}
+
 ONEBIT_CLONES void BackwardPlane(const float* dyp, const float* xp, float* dxp, int64_t S, double mu, double is, double k,
                                  double m, double b, double g) {
   for (int64_t i = 0; i < S; i++) {
@@ -120,14 +126,15 @@ std::string BatchNormStats(const float* x, int64_t N, int64_t C, int64_t S, floa
 }
 
 std::string BatchNormApply(const float* x, int64_t N, int64_t C, int64_t S, const float* mean, const float* invStd,
-                           const float* gamma, const float* beta, float* y) {
+                           const float* gamma, const float* beta, const float* residual, float* y) {
   const int64_t planes = N * C;
 #pragma omp parallel for schedule(static) if (planes * S >= kParallelMin)
   for (int64_t p = 0; p < planes; p++) {
     const int64_t c = p % C;
     const double scale = static_cast<double>(invStd[c]) * gamma[c];
     const double shift = beta[c] - mean[c] * scale;
-    ApplyPlane(x + p * S, y + p * S, S, scale, shift);
+    if (residual) ApplyPlaneAdd(x + p * S, residual + p * S, y + p * S, S, scale, shift);
+    else ApplyPlane(x + p * S, y + p * S, S, scale, shift);
   }
   return "";
 }

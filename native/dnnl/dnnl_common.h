@@ -116,7 +116,7 @@ std::string DnnlMatmul(const float* a, const float* b, float* c, int64_t m, int6
 // Batch norm over x [N, C, S] (S = product of the spatial dims), channel axis 1.
 std::string BatchNormStats(const float* x, int64_t N, int64_t C, int64_t S, float* mean, float* variance);
 std::string BatchNormApply(const float* x, int64_t N, int64_t C, int64_t S, const float* mean, const float* invStd,
-                           const float* gamma, const float* beta, float* y);
+                           const float* gamma, const float* beta, const float* residual, float* y);
 std::string BatchNormBackward(const float* dy, const float* x, int64_t N, int64_t C, int64_t S, const float* mean,
                               const float* invStd, const float* gamma, float* dx, float* dgamma, float* dbeta);
 

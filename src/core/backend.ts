@@ -101,6 +101,11 @@ export interface Backend {
   batchNormStats(x: Float32Array, xShape: Shape): { mean: Float32Array; variance: Float32Array };
   /** y = (x - mean) * invStd * gamma + beta, per channel (axis 1). */
   batchNormApply(x: Float32Array, xShape: Shape, mean: Float32Array, invStd: Float32Array, gamma: Float32Array, beta: Float32Array): Float32Array;
+  /**
+   * Optional: batchNormApply(x, …) + residual (same shape as x) in one pass, bit-identical to the
+   * apply followed by binary('add'); absent, ops/norm.ts runs those two.
+   */
+  batchNormApplyAdd?(x: Float32Array, xShape: Shape, mean: Float32Array, invStd: Float32Array, gamma: Float32Array, beta: Float32Array, residual: Float32Array): Float32Array;
   /** Training-mode batch-norm backward (statistics of this batch), per channel (axis 1). */
   batchNormBackward(
     dy: Float32Array, x: Float32Array, xShape: Shape, mean: Float32Array, invStd: Float32Array, gamma: Float32Array,

@@ -54,9 +54,10 @@ export class TwoShortcutBlock extends Module {
 
   forward(x: Tensor): Tensor {
     const r = this.stride === 1 && this.inChannels === this.outChannels ? x : shortcutA(x, this.outChannels);
-    let out = add(this.bn1.forward(this.conv1.forward(x)), r);
+    // BN + residual add fused (one pass; same values as add(bn(·), r)).
+    let out = this.bn1.forwardAdd(this.conv1.forward(x), r);
     if (this.act1) out = this.act1.forward(out);
-    let y = add(this.bn2.forward(this.conv2.forward(out)), out);
+    let y = this.bn2.forwardAdd(this.conv2.forward(out), out);
     if (this.act2) y = this.act2.forward(y);
     return y;
   }

@@ -100,12 +100,17 @@ class BatchNorm extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    return this.forwardAdd(x, null);
+  }
+
+  /** forward(x) + residual in one pass (a residual block's `add`, fused into the batch norm). */
+  forwardAdd(x: Tensor, residual: Tensor | null): Tensor {
     const name = this.rank === 2 ? 'BatchNorm1d' : 'BatchNorm2d';
     if (x.rank !== this.rank || x.shape[1] !== this.numFeatures) {
       fail(name, `input of rank ${this.rank} with ${this.numFeatures} channels on axis 1`, `shape ${fmtShape(x.shape)}`);
     }
     const running = { runningMean: this.runningMean, runningVar: this.runningVar };
-    return batchNorm(x, this.weight, this.bias, running, this.training, this.opts.momentum ?? 0.1, this.opts.eps ?? 1e-5);
+    return batchNorm(x, this.weight, this.bias, running, this.training, this.opts.momentum ?? 0.1, this.opts.eps ?? 1e-5, residual);
   }
 
   override describe(): string {

@@ -1,4 +1,5 @@
 import { fail, fmtShape } from '../core/errors.js';
+import { shapesEqual } from '../core/shape.js';
 import { backend, Tensor, wrap } from '../core/tensor.js';
 import { record } from '../autograd/tape.js';
 
@@ -11,12 +12,17 @@ export interface BatchNormState {
  * Batch normalization over axis 1 of x: [N, C, ...]. In training mode it normalizes with the batch
  * statistics (biased variance) and updates `running` in place with `momentum` (PyTorch convention:
  * running = (1 - momentum)·running + momentum·batch, unbiased variance); in eval mode it uses
- * the running statistics. Gradients flow to x, gamma and beta.
+ * the running statistics. Gradients flow to x, gamma and beta. With `residual` (x's shape) it
+ * returns BN(x) + residual in one pass (the residual block's add, fused; gradient to it as well).
  */
 export function batchNorm(
   x: Tensor, gamma: Tensor, beta: Tensor, running: BatchNormState | null, training: boolean, momentum = 0.1, eps = 1e-5,
+  residual: Tensor | null = null,
 ): Tensor {
   if (x.rank < 2) fail('batchNorm', 'input of rank >= 2 [N, C, ...]', `shape ${fmtShape(x.shape)}`);
+  if (residual && !shapesEqual(residual.shape, x.shape)) {
+    fail('batchNorm residual', `the input's shape ${fmtShape(x.shape)}`, `shape ${fmtShape(residual.shape)}`);
+  }
   const C = x.shape[1]!;
   for (const [n, t] of [['gamma', gamma], ['beta', beta]] as const) {
     if (t.rank !== 1 || t.shape[0] !== C) fail('batchNorm', `${n} of shape [${C}]`, fmtShape(t.shape));
@@ -44,13 +50,20 @@ export function batchNorm(
   }
   const invStd = new Float32Array(C);
   for (let c = 0; c < C; c++) invStd[c] = 1 / Math.sqrt(variance[c]! + eps);
-  const y = wrap(b.batchNormApply(xv, x.shape, mean, invStd, gamma.f32(), beta.f32()), x.shape);
+  let yv: Float32Array;
+  if (!residual) yv = b.batchNormApply(xv, x.shape, mean, invStd, gamma.f32(), beta.f32());
+  else if (b.batchNormApplyAdd) yv = b.batchNormApplyAdd(xv, x.shape, mean, invStd, gamma.f32(), beta.f32(), residual.f32('batchNorm residual'));
+  else yv = b.binary('add', b.batchNormApply(xv, x.shape, mean, invStd, gamma.f32(), beta.f32()), x.shape, residual.f32('batchNorm residual'), x.shape, x.shape);
+  const y = wrap(yv, x.shape);
   const useBatch = training || !running;
-  return record(y, 'batchNorm', [x, gamma, beta], (g) => {
+  // With a residual, y = BN(x) + r: r's gradient is the incoming one (as `add` passes it on).
+  const inputs = residual ? [x, gamma, beta, residual] : [x, gamma, beta];
+  return record(y, residual ? 'batchNormAdd' : 'batchNorm', inputs, (g) => {
     const gv = g.f32();
+    const gr = residual ? [g] : [];
     if (useBatch) {
       const r = b.batchNormBackward(gv, xv, x.shape, mean, invStd, gamma.f32());
-      return [wrap(r.dx, x.shape), wrap(r.dgamma, [C]), wrap(r.dbeta, [C])];
+      return [wrap(r.dx, x.shape), wrap(r.dgamma, [C]), wrap(r.dbeta, [C]), ...gr];
     }
     // Eval mode: an affine map per channel.
     const zeros = new Float32Array(C);
@@ -59,6 +72,6 @@ export function batchNorm(
     for (let c = 0; c < C; c++) scale[c] = gam[c]! * invStd[c]!;
     const dx = b.batchNormApply(gv, x.shape, zeros, scale, new Float32Array(C).fill(1), zeros);
     const r = b.batchNormBackward(gv, xv, x.shape, mean, invStd, gam); // for dgamma/dbeta sums only
-    return [wrap(dx, x.shape), wrap(r.dgamma, [C]), wrap(r.dbeta, [C])];
+    return [wrap(dx, x.shape), wrap(r.dgamma, [C]), wrap(r.dbeta, [C]), ...gr];
   });
 }

@@ -18,7 +18,7 @@ import { loadAddon } from './addon.js';
 export type DnnlKernels = Pick<
   Backend,
   | 'conv2d' | 'conv2dBackwardInput' | 'conv2dBackwardFilter' | 'matmul'
-  | 'batchNormStats' | 'batchNormApply' | 'batchNormBackward'
+  | 'batchNormStats' | 'batchNormApply' | 'batchNormApplyAdd' | 'batchNormBackward'
   | 'maxPool2d' | 'maxPool2dBackward' | 'avgPool2d' | 'avgPool2dBackward'
 >;
 
@@ -36,7 +36,7 @@ interface DnnlAddon {
   batchNormStats(mean: Float32Array, variance: Float32Array, x: Float32Array, N: number, C: number, S: number): void;
   batchNormApply(
     y: Float32Array, x: Float32Array, mean: Float32Array, invStd: Float32Array, gamma: Float32Array, beta: Float32Array,
-    N: number, C: number, S: number,
+    N: number, C: number, S: number, residual?: Float32Array,
   ): void;
   batchNormBackward(
     dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, dy: Float32Array, x: Float32Array, mean: Float32Array,
@@ -152,6 +152,12 @@ function create(k: DnnlAddon, nativeMatmul: Backend['matmul']): DnnlKernels {
       const [N, C, S] = bnDims(xShape);
       const y = new Float32Array(x.length);
       k.batchNormApply(y, x, mean, invStd, gamma, beta, N, C, S);
+      return y;
+    },
+    batchNormApplyAdd(x, xShape, mean, invStd, gamma, beta, residual) {
+      const [N, C, S] = bnDims(xShape);
+      const y = new Float32Array(x.length);
+      k.batchNormApply(y, x, mean, invStd, gamma, beta, N, C, S, residual);
       return y;
     },
     batchNormBackward(dy, x, xShape, mean, invStd, gamma) {
