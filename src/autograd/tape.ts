@@ -35,6 +35,23 @@ export function record(out: Tensor, op: string, inputs: readonly Tensor[], backw
   return out;
 }
 
+/**
+ * Arrays a gradient rule has just allocated and keeps no other reference to (`fresh`). The tape
+ * may add another gradient into such an array in place instead of allocating the sum; a mark is
+ * consumed when the rule returns, so an array passed on again (e.g. `add` handing its incoming
+ * gradient to both inputs) is never mistaken for one.
+ */
+const freshArrays = new WeakSet<object>();
+
+/**
+ * Marks `t`, a gradient this rule just allocated (contiguous) and holds no other reference to, as
+ * the tape's to overwrite. Returns `t`.
+ */
+export function fresh<T extends Tensor | null>(t: T): T {
+  if (t && t.isContiguous && t.storage instanceof Float32Array) freshArrays.add(t.storage);
+  return t;
+}
+
 /** Accumulate dL/d(loss) = `grad` (default 1 for a scalar) back through the graph into leaf `.grad`s. */
 export function backward(loss: Tensor, grad?: Tensor): void {
   if (!needsGrad(loss)) fail('backward', 'a tensor that depends on a parameter with requiresGrad', 'a constant', 'Did you build it inside noGrad()?');
@@ -70,6 +87,8 @@ export function backward(loss: Tensor, grad?: Tensor): void {
   }
 
   const grads = new Map<Tensor, Tensor>([[loss, seed]]);
+  // Gradient arrays only the tape references (fresh from a rule, or sums it allocated): safe to add into.
+  const owned = new Set<Tensor>();
   noGrad(() => {
     for (let k = order.length - 1; k >= 0; k--) {
       const t = order[k]!;
@@ -78,11 +97,20 @@ export function backward(loss: Tensor, grad?: Tensor): void {
       if (!t.node) {
         // A fresh copy on first write: g may be the caller's seed, another leaf's gradient (add) or a
         // view of either (reshape/permute), and `.grad` must not alias them (optimizers update in place).
-        if (t.requiresGrad) t.grad = t.grad ? addSame(t.grad, g) : new Tensor(Float32Array.from(g.f32()), g.shape);
+        // An array only the tape holds is adopted as is.
+        if (t.requiresGrad) t.grad = t.grad ? addSame(t.grad, g) : owned.has(g) ? g : new Tensor(Float32Array.from(g.f32()), g.shape);
+        owned.delete(g);
         continue;
       }
       grads.delete(t); // free intermediate gradients early
+      owned.delete(g); // from here on the rule may hand g on (aliased)
       const gin = t.node.backward(g);
+      const isFresh = gin.map((gi) => !!gi && freshArrays.delete(gi.storage));
+      for (let a = 0; a < gin.length; a++) {
+        for (let c = a + 1; c < gin.length; c++) {
+          if (gin[a] && gin[c] && gin[a]!.storage === gin[c]!.storage) isFresh[a] = isFresh[c] = false;
+        }
+      }
       t.node.inputs.forEach((inp, j) => {
         const gi = gin[j];
         if (!gi || !needsGrad(inp)) return;
@@ -90,10 +118,31 @@ export function backward(loss: Tensor, grad?: Tensor): void {
           throw new Error(`internal: gradient of ${t.node!.op} input ${j} has shape ${fmtShape(gi.shape)}, expected ${fmtShape(inp.shape)}`);
         }
         const prev = grads.get(inp);
-        grads.set(inp, prev ? addSame(prev, gi) : gi);
+        if (!prev) {
+          grads.set(inp, gi);
+          if (isFresh[j]) owned.add(gi);
+        } else if (owned.has(prev)) {
+          addInPlace(prev, gi);
+        } else if (isFresh[j]) {
+          addInPlace(gi, prev); // float addition commutes: the same bits as prev + gi
+          grads.set(inp, gi);
+          owned.add(gi);
+        } else {
+          const sum = addSame(prev, gi);
+          grads.set(inp, sum);
+          owned.add(sum);
+        }
       });
     }
   });
+}
+
+/** a += b elementwise (a contiguous, same shapes), the backend's in-place add when it has one. */
+function addInPlace(a: Tensor, b: Tensor): void {
+  const av = a.f32(), bv = b.f32();
+  const be = backend();
+  if (be.addInPlace) be.addInPlace(av, bv);
+  else for (let i = 0; i < av.length; i++) av[i] = av[i]! + bv[i]!;
 }
 
 function addSame(a: Tensor, b: Tensor): Tensor {

@@ -57,6 +57,8 @@ export interface Backend {
    * For both this and clippedSte, `out` (when given) receives the result and may be g itself.
    */
   approxSignBackward?(g: Float32Array, x: Float32Array, out?: Float32Array): Float32Array;
+  /** Optional: a[i] = a[i] + b[i] in place (equal lengths), the same bits as binary('add'). */
+  addInPlace?(a: Float32Array, b: Float32Array): void;
   /** Optional: whether any element of x is NaN (the fused sign + packed conv's guard). */
   hasNaN?(x: Float32Array): boolean;
   /** Optional: out[i] = sign(x[i]) (sign(0) = +1, NaN stays NaN) into a given array of x's length. */

@@ -1,6 +1,6 @@
 import { fail, fmtShape } from '../core/errors.js';
 import { type Tensor, wrap } from '../core/tensor.js';
-import { record } from '../autograd/tape.js';
+import { fresh, record } from '../autograd/tape.js';
 import { add } from '../ops/elementwise.js';
 import { BinaryConv2d } from '../nn/binary.js';
 import { BatchNorm1d, BatchNorm2d, Conv2d, GlobalAvgPool2d, Linear } from '../nn/layers.js';
@@ -92,6 +92,6 @@ export function shortcutA(x: Tensor, outChannels: number): Tensor {
   return record(wrap(y, [N, outChannels, Ho, Wo]), 'shortcutA', [x], (g) => {
     const dx = new Float32Array(x.size);
     stridedPlanes(g.f32(), dx, false);
-    return [wrap(dx, x.shape)];
+    return [fresh(wrap(dx, x.shape))];
   });
 }

@@ -2,7 +2,7 @@ import type { Backend, Conv2dParams, Shape } from '../core/backend.js';
 import type { SignGrad } from '../quantizers/quantizer.js';
 import { debugLog } from '../core/debug.js';
 import { backend, type Tensor, wrap } from '../core/tensor.js';
-import { needsGrad, record } from '../autograd/tape.js';
+import { fresh, needsGrad, record } from '../autograd/tape.js';
 import { conv2dGeometry, type Conv2dOpts } from './conv.js';
 
 /**
@@ -98,8 +98,8 @@ export function packedConv2d(xq: Tensor, wq: Tensor, opts: Conv2dOpts, padValue:
   scale(y, yShape[0]!, yShape[1]!, yShape[2]! * yShape[3]!, s, a);
   return record(wrap(y, yShape), 'binaryConv2d', [xq, wq], (g) => {
     const gd = g.f32();
-    const dw = needsGrad(wq) ? wrap(filterGrad(b, xd, xq.shape, gd, g.shape, wq.shape, p, padValue), wq.shape) : null;
-    const dx = needsGrad(xq) ? wrap(b.conv2dBackwardInput(gd, g.shape, wd, wq.shape, xq.shape, p), xq.shape) : null;
+    const dw = needsGrad(wq) ? fresh(wrap(filterGrad(b, xd, xq.shape, gd, g.shape, wq.shape, p, padValue), wq.shape)) : null;
+    const dx = needsGrad(xq) ? fresh(wrap(b.conv2dBackwardInput(gd, g.shape, wd, wq.shape, xq.shape, p), xq.shape)) : null;
     return [dx, dw];
   });
 }
@@ -142,12 +142,12 @@ export function packedSignConv2d(x: Tensor, wq: Tensor, opts: Conv2dOpts, padVal
   return record(wrap(y, yShape), 'signBinaryConv2d', [x, wq], (g) => {
     const gd = g.f32();
     let dw: Tensor | null = null;
-    if (needsGrad(wq)) dw = wrap(filterGrad(b, signOf(xd), x.shape, gd, g.shape, wq.shape, p, padValue), wq.shape);
+    if (needsGrad(wq)) dw = fresh(wrap(filterGrad(b, signOf(xd), x.shape, gd, g.shape, wq.shape, p, padValue), wq.shape));
     let dx: Tensor | null = null;
     if (needsGrad(x)) {
       const dq = b.conv2dBackwardInput(gd, g.shape, wd, wq.shape, x.shape, p); // fresh: ours to overwrite
       grad(dq, xd, dq);
-      dx = wrap(dq, x.shape);
+      dx = fresh(wrap(dq, x.shape));
     }
     return [dx, dw];
   });

@@ -1,7 +1,7 @@
 import type { Conv2dParams } from '../core/backend.js';
 import { fail, fmtShape } from '../core/errors.js';
 import { backend, Tensor, wrap } from '../core/tensor.js';
-import { needsGrad, record } from '../autograd/tape.js';
+import { needsGrad, fresh, record } from '../autograd/tape.js';
 
 /** Convolution ops: validated at the boundary, computed by the backend's conv2d / pad2d kernels. */
 
@@ -95,8 +95,8 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: C
   return record(wrap(yd, yShape), 'conv2d', inputs, (g) => {
     const gd = g.f32();
     const grads: (Tensor | null)[] = [
-      needsGrad(x) ? wrap(backend().conv2dBackwardInput(gd, g.shape, wd, w.shape, x.shape, p), x.shape) : null,
-      needsGrad(w) ? wrap(backend().conv2dBackwardFilter(xd, x.shape, gd, g.shape, w.shape, p), w.shape) : null,
+      needsGrad(x) ? fresh(wrap(backend().conv2dBackwardInput(gd, g.shape, wd, w.shape, x.shape, p), x.shape)) : null,
+      needsGrad(w) ? fresh(wrap(backend().conv2dBackwardFilter(xd, x.shape, gd, g.shape, w.shape, p), w.shape)) : null,
     ];
     if (bias) grads.push(needsGrad(bias) ? wrap(backend().sum(gd, g.shape, [0, 2, 3]), bias.shape) : null);
     return grads;

@@ -1,7 +1,7 @@
 import { fail, fmtShape } from '../core/errors.js';
 import { shapesEqual } from '../core/shape.js';
 import { backend, Tensor, wrap } from '../core/tensor.js';
-import { record } from '../autograd/tape.js';
+import { fresh, record } from '../autograd/tape.js';
 
 export interface BatchNormState {
   runningMean: Tensor;
@@ -63,7 +63,7 @@ export function batchNorm(
     const gr = residual ? [g] : [];
     if (useBatch) {
       const r = b.batchNormBackward(gv, xv, x.shape, mean, invStd, gamma.f32());
-      return [wrap(r.dx, x.shape), wrap(r.dgamma, [C]), wrap(r.dbeta, [C]), ...gr];
+      return [fresh(wrap(r.dx, x.shape)), fresh(wrap(r.dgamma, [C])), fresh(wrap(r.dbeta, [C])), ...gr];
     }
     // Eval mode: an affine map per channel.
     const zeros = new Float32Array(C);

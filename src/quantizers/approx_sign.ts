@@ -1,4 +1,5 @@
 import { backend, type Tensor, wrap } from '../core/tensor.js';
+import { fresh } from '../autograd/tape.js';
 import { approxSignBackwardLoop, approxSignDerivative } from '../backends/ref/elementwise.js';
 import { sign } from '../ops/elementwise.js';
 import { customGrad } from '../ops/custom.js';
@@ -47,7 +48,7 @@ export { approxSignDerivative };
 export function approxSignBackward(g: Tensor, x: Tensor): Tensor {
   const gv = g.f32(), xv = x.f32();
   const b = backend();
-  return wrap(b.approxSignBackward ? b.approxSignBackward(gv, xv) : approxSignBackwardLoop(gv, xv), x.shape);
+  return fresh(wrap(b.approxSignBackward ? b.approxSignBackward(gv, xv) : approxSignBackwardLoop(gv, xv), x.shape));
 }
 
 export { approxSignBackwardLoop };

@@ -1,4 +1,5 @@
 import { backend, type Tensor, wrap } from '../core/tensor.js';
+import { fresh } from '../autograd/tape.js';
 import { sign } from '../ops/elementwise.js';
 import { customGrad } from '../ops/custom.js';
 import { numOption, Quantizer, type QuantizerConfig, type SignGrad } from './quantizer.js';
@@ -41,8 +42,7 @@ export class SteSign extends Quantizer {
 export function clippedSte(g: Tensor, x: Tensor, clip: number): Tensor {
   const gv = g.f32(), xv = x.f32();
   const b = backend();
-  if (b.clippedSte) return wrap(b.clippedSte(gv, xv, clip), x.shape);
-  return wrap(clippedSteLoop(gv, xv, clip), x.shape);
+  return fresh(wrap(b.clippedSte ? b.clippedSte(gv, xv, clip) : clippedSteLoop(gv, xv, clip), x.shape));
 }
 
 /** `clippedSte` on arrays into `out` (which may be g itself). */

@@ -38,7 +38,7 @@ const STRIDED_OPS: Partial<Record<BinaryKernel, number>> = {
   add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5, greater: 6, greaterEqual: 7, equal: 8,
 };
 
-export type EltwiseKernels = Pick<Backend, 'unary' | 'binary'> & Required<Pick<Backend, 'clippedSte' | 'symmetricScale' | 'scaleChannels' | 'approxSignBackward' | 'hasNaN' | 'signInto'>>;
+export type EltwiseKernels = Pick<Backend, 'unary' | 'binary'> & Required<Pick<Backend, 'clippedSte' | 'symmetricScale' | 'scaleChannels' | 'approxSignBackward' | 'hasNaN' | 'signInto' | 'addInPlace'>>;
 
 /** The addon typed for its elementwise kernels, or null when it is not built (or predates them). */
 export function eltwiseAddon(): EltwiseAddon | null {
@@ -98,6 +98,11 @@ function make(addon: EltwiseAddon): EltwiseKernels {
       const out = given ?? new Float32Array(x.length);
       addon.clippedSteF32(out, g, x, clip);
       return out;
+    },
+    addInPlace(a: Float32Array, b: Float32Array): void {
+      if (a.length !== b.length) throw new Error(`addInPlace: expected arrays of equal length, but got ${a.length} and ${b.length}.`);
+      if (a.length < NATIVE_ELTWISE_MIN) for (let i = 0; i < a.length; i++) a[i] = a[i]! + b[i]!;
+      else addon.binarySameF32(BINARY_OPS.add!, a, a, b);
     },
     hasNaN(x: Float32Array): boolean {
       return addon.hasNaNF32(x);
