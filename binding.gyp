@@ -32,6 +32,7 @@
             "native/dnnl/dnnl_common.cc",
             "native/dnnl/conv2d.cc",
             "native/dnnl/conv2d_prepared.cc",
+            "native/dnnl/conv2d_sign_backward.cc",
             "native/dnnl/matmul.cc",
             "native/dnnl/batch_norm.cc",
             "native/dnnl/pool2d.cc",

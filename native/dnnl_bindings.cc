@@ -7,6 +7,8 @@
 //   conv2d(y F32, x F32, w F32, ...G)                      G = N, C, H, W, Cout, kh, kw, sh, sw, ph, pw, dh, dw, groups
 //   conv2dBackwardInput(dx F32, dy F32, w F32, ...G)       (dilation: 1 = dense, as in the Backend)
 //   conv2dBackwardFilter(dw F32, x F32, dy F32, ...G)
+//   conv2dBackwardSign(dx F32, dw F32, x F32, dy F32, w F32, mode, clip, ...G)   groups 1: dw = dW(sign(x), dy),
+//       dx = grad(dX(dy, w), x), grad mode 0 clipped STE (|x| <= clip), 1 ApproxSign (conv2d_sign_backward.cc)
 //   conv2dCreate(w F32, bias F32 | null, ...G, layout?) → handle   inference conv prepared once (N in G
 //       ignored): weights copied and reordered once per primitive, bias fused; layout 0 auto (default),
 //       1 blocked with NCHW reorders, 2 plain NCHW (see native/dnnl/conv2d_prepared.cc). Freed by GC.
@@ -106,6 +108,30 @@ bool ConvGeomOk(Napi::Env env, const ConvGeom& g, const char* fn) {
     return false;
   }
   return true;
+}
+
+Napi::Value Conv2dBackwardSign(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* fn = "conv2dBackwardSign";
+  float *dx, *dw, *x, *dy, *w;
+  size_t ndx, ndw, nx, ndy, nw;
+  if (!GetArray(info, 0, kF32, dx, ndx) || !GetArray(info, 1, kF32, dw, ndw) || !GetArray(info, 2, kF32, x, nx) ||
+      !GetArray(info, 3, kF32, dy, ndy) || !GetArray(info, 4, kF32, w, nw)) {
+    return env.Undefined();
+  }
+  if (info.Length() < 21 || !info[5].IsNumber() || !info[6].IsNumber()) return Fail(env, std::string(fn) + ": expected mode, clip and 14 geometry numbers");
+  const int64_t mode = GetInt(info, 5);
+  const double clip = info[6].As<Napi::Number>().DoubleValue();
+  int64_t v[14];
+  if (!GetInts(info, 7, 14, v, fn)) return env.Undefined();
+  ConvGeom g{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13]};
+  if (!ConvGeomOk(env, g, fn)) return env.Undefined();
+  const int64_t xSize = g.N * g.C * g.H * g.W, wSize = g.Cout * (g.C / g.groups) * g.kh * g.kw, ySize = g.N * g.Cout * g.Ho() * g.Wo();
+  if (!CheckLen(env, fn, "dx", ndx, xSize) || !CheckLen(env, fn, "dw", ndw, wSize) || !CheckLen(env, fn, "x", nx, xSize) ||
+      !CheckLen(env, fn, "dy", ndy, ySize) || !CheckLen(env, fn, "w", nw, wSize)) {
+    return env.Undefined();
+  }
+  return Done(env, DnnlConv2dBackwardSign(g, x, dy, w, static_cast<int>(mode), clip, dx, dw));
 }
 
 Napi::Value Conv2dCreate(const Napi::CallbackInfo& info) {
@@ -297,6 +323,7 @@ void RegisterDnnlKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("conv2d", Napi::Function::New(env, Conv2d, "conv2d"));
   exports.Set("conv2dBackwardInput", Napi::Function::New(env, Conv2dBackwardInput, "conv2dBackwardInput"));
   exports.Set("conv2dBackwardFilter", Napi::Function::New(env, Conv2dBackwardFilter, "conv2dBackwardFilter"));
+  exports.Set("conv2dBackwardSign", Napi::Function::New(env, Conv2dBackwardSign, "conv2dBackwardSign"));
   exports.Set("conv2dCreate", Napi::Function::New(env, Conv2dCreate, "conv2dCreate"));
   exports.Set("conv2dExec", Napi::Function::New(env, Conv2dExec, "conv2dExec"));
   exports.Set("matmul", Napi::Function::New(env, Matmul, "matmul"));

@@ -104,6 +104,39 @@ for (const be of ['ref', 'native'] as const) {
         const f = runFused(layer, x, true);
         for (const k of ['y', 'gx', 'gw'] as const) assert.deepEqual(Buffer.from(f[k].buffer), Buffer.from(u[k].buffer), `${JSON.stringify(t)} ${k}`);
       }
+      if (native) {
+        // Shapes where oneDNN picks the blocked layout with C a multiple of the block (the native
+        // backward writes signs / unblocks gradients itself) and where it does not; a clip that is
+        // not a float32 value. Fused (one-call backward) == fused (separate kernels) == unfused.
+        const shapes = [
+          { c: 16, o: 16, hw: [8, 8], stride: 1, iq: { alias: 'ste_sign', clipValue: 1.3 } },
+          { c: 32, o: 64, hw: [9, 7], stride: 2, iq: { alias: 'approx_sign' } },
+          { c: 8, o: 8, hw: [7, 5], stride: 1, iq: { alias: 'ste_sign' } },
+          { c: 24, o: 16, hw: [6, 6], stride: 1, iq: { alias: 'approx_sign' } },
+          { c: 64, o: 64, hw: [4, 4], stride: 1, iq: { alias: 'ste_sign' } },
+        ];
+        for (const t of shapes) {
+          manualSeed(5);
+          const layer = new BinaryConv2d(t.c, t.o, 3, { stride: t.stride, padding: 1, inputQuantizer: t.iq, kernelQuantizer: 'magnitude_aware_sign' });
+          const x = randTensor([3, t.c, ...t.hw] as number[], 9, -1.6, 1.6);
+          const xd = x.f32();
+          for (let i = 0; i < 10; i++) xd[i * 13] = [1, -1, 0, -0, Math.fround(1.3), -Math.fround(1.3), 1.3000001, NaN, 2, -2][i]!;
+          xd[7 * 13] = 0.25; // (a NaN would send the forward to the float path)
+          const u = runFused(layer, x, false);
+          const f = runFused(layer, x, true);
+          process.env.ONEBIT_FUSED_SIGN_BACKWARD = '0';
+          let s: typeof f;
+          try {
+            s = runFused(layer, x, true);
+          } finally {
+            delete process.env.ONEBIT_FUSED_SIGN_BACKWARD;
+          }
+          for (const k of ['y', 'gx', 'gw'] as const) {
+            assert.deepEqual(Buffer.from(f[k].buffer), Buffer.from(u[k].buffer), `${JSON.stringify(t)} ${k} fused vs unfused`);
+            assert.deepEqual(Buffer.from(s[k].buffer), Buffer.from(u[k].buffer), `${JSON.stringify(t)} ${k} separate kernels vs unfused`);
+          }
+        }
+      }
       // Quantizers without a pointwise sign gradient do not fuse.
       assert.equal(new BinaryConv2d(4, 4, 3, { inputQuantizer: 'rsign' }).inputQuantizer!.signGrad(), null);
     } finally {

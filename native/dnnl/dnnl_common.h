@@ -33,7 +33,7 @@ dnnl::stream& Stream();
 std::mutex& KernelMutex();
 
 // A 64-byte aligned, grow-only scratch buffer; `slot` 0..kSlots-1 (one per staged argument of a call).
-constexpr int kSlots = 4;
+constexpr int kSlots = 6;
 void* Arena(int slot, size_t bytes);
 
 // Cache of per-shape state (primitives, reorders, memory objects). Entries derive from CacheEntry.
@@ -109,6 +109,11 @@ void DeletePreparedConv2d(PreparedConv2d* pc);
 const ConvGeom& PreparedConv2dGeom(const PreparedConv2d& pc);  // N = 0
 std::string DnnlConv2dBackwardInput(const ConvGeom& g, const float* dy, const float* w, float* dx);
 std::string DnnlConv2dBackwardFilter(const ConvGeom& g, const float* x, const float* dy, float* dw);
+// The backward of a conv on sign(x) with a pointwise pseudo-gradient (conv2d_sign_backward.cc):
+// dw = backward_weights(sign(x), dy), dx = grad(backward_data(dy, w), x); mode 0 clipped STE (clip),
+// 1 ApproxSign. groups 1 only.
+std::string DnnlConv2dBackwardSign(const ConvGeom& g, const float* x, const float* dy, const float* w, int mode,
+                                   double clip, float* dx, float* dw);
 
 // C[M, N] = op(A)·op(B); A is [M, K] (or [K, M] if transA), B is [K, N] (or [N, K] if transB).
 std::string DnnlMatmul(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n, bool transA, bool transB);

@@ -57,6 +57,13 @@ export interface Backend {
    * For both this and clippedSte, `out` (when given) receives the result and may be g itself.
    */
   approxSignBackward?(g: Float32Array, x: Float32Array, out?: Float32Array): Float32Array;
+  /**
+   * Optional: the backward of conv2d(sign(x), w) (zero padding, groups 1) with a sign quantizer's
+   * pointwise pseudo-gradient fused in: dw = conv2dBackwardFilter(sign(x), dy), dx =
+   * grad(conv2dBackwardInput(dy, w), x), bit-identical to those calls and the gradient kernel.
+   */
+  conv2dBackwardSign?(x: Float32Array, xShape: Shape, dy: Float32Array, w: Float32Array, wShape: Shape, p: Conv2dParams,
+    grad: { kind: 'clipped_ste'; clip: number } | { kind: 'approx_sign' }): { dx: Float32Array; dw: Float32Array };
   /** Optional: a[i] = a[i] + b[i] in place (equal lengths), the same bits as binary('add'). */
   addInPlace?(a: Float32Array, b: Float32Array): void;
   /** Optional: whether any element of x is NaN (the fused sign + packed conv's guard). */

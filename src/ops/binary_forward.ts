@@ -1,5 +1,6 @@
 import type { Backend, Conv2dParams, Shape } from '../core/backend.js';
 import type { SignGrad } from '../quantizers/quantizer.js';
+import { approxSignBackwardLoop, clippedSteLoop } from '../backends/ref/elementwise.js';
 import { debugLog } from '../core/debug.js';
 import { backend, type Tensor, wrap } from '../core/tensor.js';
 import { fresh, needsGrad, record } from '../autograd/tape.js';
@@ -104,6 +105,25 @@ export function packedConv2d(xq: Tensor, wq: Tensor, opts: Conv2dOpts, padValue:
   });
 }
 
+/** dL/dx = the sign quantizer's pseudo-gradient of g at x, into `out` (which may be g itself). */
+export function applySignGrad(grad: SignGrad, g: Float32Array, x: Float32Array, out: Float32Array): void {
+  const b = backend();
+  if (grad.kind === 'clipped_ste') {
+    if (b.clippedSte) b.clippedSte(g, x, grad.clip, out);
+    else clippedSteLoop(g, x, grad.clip, out);
+  } else if (b.approxSignBackward) b.approxSignBackward(g, x, out);
+  else approxSignBackwardLoop(g, x, out);
+}
+
+/**
+ * Whether the fused sign conv's backward may use the backend's one-call kernel (conv2dBackwardSign:
+ * one dy reorder, signs and the pseudo-gradient applied while changing layout); ONEBIT_FUSED_SIGN=0
+ * or ONEBIT_FUSED_SIGN_BACKWARD=0 turn it off (the separate kernels, same results).
+ */
+export function fusedSignBackwardEnabled(): boolean {
+  return process.env.ONEBIT_FUSED_SIGN_BACKWARD !== '0';
+}
+
 /** A ±1 copy of x in a buffer shared by every fused layer's backward (they run one at a time). */
 let signScratch = new Float32Array(0);
 function signOf(x: Float32Array): Float32Array {
@@ -141,12 +161,16 @@ export function packedSignConv2d(x: Tensor, wq: Tensor, opts: Conv2dOpts, padVal
   scale(y, yShape[0]!, yShape[1]!, yShape[2]! * yShape[3]!, 1, a);
   return record(wrap(y, yShape), 'signBinaryConv2d', [x, wq], (g) => {
     const gd = g.f32();
+    if (b.conv2dBackwardSign && fusedSignBackwardEnabled() && padValue === 0 && p.groups === 1 && needsGrad(x) && needsGrad(wq)) {
+      const r = b.conv2dBackwardSign(xd, x.shape, gd, wd, wq.shape, p, grad);
+      return [fresh(wrap(r.dx, x.shape)), fresh(wrap(r.dw, wq.shape))];
+    }
     let dw: Tensor | null = null;
     if (needsGrad(wq)) dw = fresh(wrap(filterGrad(b, signOf(xd), x.shape, gd, g.shape, wq.shape, p, padValue), wq.shape));
     let dx: Tensor | null = null;
     if (needsGrad(x)) {
       const dq = b.conv2dBackwardInput(gd, g.shape, wd, wq.shape, x.shape, p); // fresh: ours to overwrite
-      grad(dq, xd, dq);
+      applySignGrad(grad, dq, xd, dq);
       dx = fresh(wrap(dq, x.shape));
     }
     return [dx, dw];

@@ -26,11 +26,7 @@ export class ApproxSign extends Quantizer {
   }
 
   override signGrad(): SignGrad {
-    return (g, x, out) => {
-      const b = backend();
-      if (b.approxSignBackward) b.approxSignBackward(g, x, out);
-      else approxSignBackwardLoop(g, x, out);
-    };
+    return { kind: 'approx_sign' };
   }
 
   config(): QuantizerConfig {

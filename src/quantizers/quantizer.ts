@@ -40,8 +40,12 @@ export abstract class Quantizer extends Module {
   }
 }
 
-/** dL/dx from dL/dq and x, written into `out` (which may be g itself). */
-export type SignGrad = (g: Float32Array, x: Float32Array, out: Float32Array) => void;
+/**
+ * The pointwise pseudo-gradient of a sign quantizer, as data (so a backend can fuse it into a
+ * conv's backward): 'clipped_ste' dL/dx = dL/dq·1[−clip <= x <= clip] (ste_sign); 'approx_sign'
+ * dL/dx = dL/dq·ApproxSign'(x) (approx_sign). ops/binary_forward.ts `applySignGrad` runs it.
+ */
+export type SignGrad = { readonly kind: 'clipped_ste'; readonly clip: number } | { readonly kind: 'approx_sign' };
 
 export interface QuantizerConfig {
   alias: string;

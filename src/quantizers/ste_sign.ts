@@ -1,5 +1,6 @@
 import { backend, type Tensor, wrap } from '../core/tensor.js';
 import { fresh } from '../autograd/tape.js';
+import { clippedSteLoop } from '../backends/ref/elementwise.js';
 import { sign } from '../ops/elementwise.js';
 import { customGrad } from '../ops/custom.js';
 import { numOption, Quantizer, type QuantizerConfig, type SignGrad } from './quantizer.js';
@@ -25,8 +26,7 @@ export class SteSign extends Quantizer {
   }
 
   override signGrad(): SignGrad {
-    const c = this.clipValue;
-    return (g, x, out) => clippedSteInto(g, x, c, out);
+    return { kind: 'clipped_ste', clip: this.clipValue };
   }
 
   config(): QuantizerConfig {
@@ -45,19 +45,4 @@ export function clippedSte(g: Tensor, x: Tensor, clip: number): Tensor {
   return fresh(wrap(b.clippedSte ? b.clippedSte(gv, xv, clip) : clippedSteLoop(gv, xv, clip), x.shape));
 }
 
-/** `clippedSte` on arrays into `out` (which may be g itself). */
-export function clippedSteInto(gv: Float32Array, xv: Float32Array, clip: number, out: Float32Array): void {
-  const b = backend();
-  if (b.clippedSte) b.clippedSte(gv, xv, clip, out);
-  else clippedSteLoop(gv, xv, clip, out);
-}
-
-/** The TypeScript loop of `clippedSte` (backends without the fused kernel; the conformance oracle). */
-export function clippedSteLoop(gv: Float32Array, xv: Float32Array, clip: number, given?: Float32Array): Float32Array {
-  const out = given ?? new Float32Array(xv.length);
-  for (let i = 0; i < out.length; i++) {
-    const v = xv[i]!;
-    out[i] = v <= clip && v >= -clip ? gv[i]! : 0;
-  }
-  return out;
-}
+export { clippedSteLoop };

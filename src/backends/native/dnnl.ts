@@ -17,7 +17,7 @@ import { loadAddon } from './addon.js';
  */
 export type DnnlKernels = Pick<
   Backend,
-  | 'conv2d' | 'conv2dBackwardInput' | 'conv2dBackwardFilter' | 'matmul'
+  | 'conv2d' | 'conv2dBackwardInput' | 'conv2dBackwardFilter' | 'conv2dBackwardSign' | 'matmul'
   | 'batchNormStats' | 'batchNormApply' | 'batchNormApplyAdd' | 'batchNormBackward'
   | 'maxPool2d' | 'maxPool2dBackward' | 'avgPool2d' | 'avgPool2dBackward'
 >;
@@ -32,6 +32,7 @@ interface DnnlAddon {
   conv2d(y: Float32Array, x: Float32Array, w: Float32Array, ...g: ConvArgs): void;
   conv2dBackwardInput(dx: Float32Array, dy: Float32Array, w: Float32Array, ...g: ConvArgs): void;
   conv2dBackwardFilter(dw: Float32Array, x: Float32Array, dy: Float32Array, ...g: ConvArgs): void;
+  conv2dBackwardSign(dx: Float32Array, dw: Float32Array, x: Float32Array, dy: Float32Array, w: Float32Array, mode: number, clip: number, ...g: ConvArgs): void;
   matmul(c: Float32Array, a: Float32Array, b: Float32Array, m: number, k: number, n: number, transA: number, transB: number): void;
   batchNormStats(mean: Float32Array, variance: Float32Array, x: Float32Array, N: number, C: number, S: number): void;
   batchNormApply(
@@ -127,6 +128,12 @@ function create(k: DnnlAddon, nativeMatmul: Backend['matmul']): DnnlKernels {
       const dx = new Float32Array(args[0] * args[1] * args[2] * args[3]);
       k.conv2dBackwardInput(dx, dy, w, ...args);
       return dx;
+    },
+    conv2dBackwardSign(x, xShape, dy, w, wShape, p, grad) {
+      const { args } = convDims(xShape, wShape, p);
+      const dx = new Float32Array(x.length), dw = new Float32Array(w.length);
+      k.conv2dBackwardSign(dx, dw, x, dy, w, grad.kind === 'clipped_ste' ? 0 : 1, grad.kind === 'clipped_ste' ? grad.clip : 0, ...args);
+      return { dx, dw };
     },
     conv2dBackwardFilter(x, xShape, dy, dyShape, wShape, p) {
       void dyShape;

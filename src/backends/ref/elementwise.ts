@@ -192,3 +192,13 @@ export function approxSignBackwardLoop(gv: Float32Array, xv: Float32Array, given
   for (let i = 0; i < out.length; i++) out[i] = gv[i]! * approxSignDerivative(xv[i]!);
   return out;
 }
+
+/** out = g where −clip <= x <= clip, else 0 (NaN x → 0): the TypeScript loop of `clippedSte` (quantizers/ste_sign.ts). */
+export function clippedSteLoop(gv: Float32Array, xv: Float32Array, clip: number, given?: Float32Array): Float32Array {
+  const out = given ?? new Float32Array(xv.length);
+  for (let i = 0; i < out.length; i++) {
+    const v = xv[i]!;
+    out[i] = v <= clip && v >= -clip ? gv[i]! : 0;
+  }
+  return out;
+}
