@@ -137,7 +137,20 @@ for (const be of ['ref', 'native'] as const) {
           }
         }
       }
-      // Quantizers without a pointwise sign gradient do not fuse.
+      // Quantizers without a pointwise sign gradient do not fuse, nor a sign quantizer whose apply
+      // was replaced (a subclass or a patch observing the activations must still be called).
+      const patched = new BinaryConv2d(4, 4, 3, { inputQuantizer: 'ste_sign' });
+      let calls = 0;
+      const orig = patched.inputQuantizer!.apply.bind(patched.inputQuantizer!);
+      patched.inputQuantizer!.apply = (t: Tensor) => (calls++, orig(t));
+      assert.equal(patched.inputQuantizer!.signGrad(), null);
+      process.env.ONEBIT_PACKED = '1';
+      try {
+        patched.forward(randTensor([1, 4, 5, 5], 8));
+      } finally {
+        delete process.env.ONEBIT_PACKED;
+      }
+      assert.equal(calls, 1, 'a patched apply runs');
       assert.equal(new BinaryConv2d(4, 4, 3, { inputQuantizer: 'rsign' }).inputQuantizer!.signGrad(), null);
     } finally {
       setBackend(refBackend);

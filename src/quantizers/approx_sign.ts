@@ -25,8 +25,9 @@ export class ApproxSign extends Quantizer {
     return approxSign(x);
   }
 
-  override signGrad(): SignGrad {
-    return { kind: 'approx_sign' };
+  override signGrad(): SignGrad | null {
+    // Not when `apply` was replaced (a subclass or an instance patch, e.g. to observe activations).
+    return this.apply === ApproxSign.prototype.apply ? { kind: 'approx_sign' } : null;
   }
 
   config(): QuantizerConfig {

@@ -29,7 +29,8 @@ export abstract class Quantizer extends Module {
    * For an input quantizer whose forward is exactly sign(x) (±1, sign(0) = +1, NaN stays NaN) and
    * whose pseudo-gradient is pointwise in x: that gradient on arrays. Binary layers then fuse the
    * quantizer into the packed conv (ops/binary_forward.ts `packedSignConv2d`): the ±1 tensor is
-   * never stored, the conv packs x's signs itself. Null (the default) for every other quantizer.
+   * never stored, the conv packs x's signs itself, and `apply` is not called. Null (the default)
+   * for every other quantizer, and for a sign quantizer whose `apply` was overridden or patched.
    */
   signGrad(): SignGrad | null {
     return null;

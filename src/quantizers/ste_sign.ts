@@ -25,8 +25,9 @@ export class SteSign extends Quantizer {
     return customGrad('ste_sign', [x], ([v]) => sign(v!), (g, [v]) => [clippedSte(g, v!, c)]);
   }
 
-  override signGrad(): SignGrad {
-    return { kind: 'clipped_ste', clip: this.clipValue };
+  override signGrad(): SignGrad | null {
+    // Not when `apply` was replaced (a subclass or an instance patch, e.g. to observe activations).
+    return this.apply === SteSign.prototype.apply ? { kind: 'clipped_ste', clip: this.clipValue } : null;
   }
 
   config(): QuantizerConfig {
