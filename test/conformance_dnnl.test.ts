@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Conv2dParams, Pool2dParams, Shape } from '../src/core/backend.js';
 import { Rng } from '../src/core/rng.js';
+import { approxSignBackwardLoop, clippedSteLoop } from '../src/backends/ref/elementwise.js';
 import { refBackend as R } from '../src/backends/ref/index.js';
 import { loadAddon, nativeLoadError } from '../src/backends/native/addon.js';
 import { DNNL_MATMUL_MIN_MACS, dnnlKernels, dnnlMatmulNative, prepareConv2d, type PreparedConvLayout } from '../src/backends/native/dnnl.js';
@@ -117,6 +118,36 @@ if (!K || !nativeMatmul) {
         n * ho * wo, `conv2dBackwardFilter ${tag}`,
       );
     }
+  });
+
+  test('conv2dBackwardSign (sign-fused conv backward) matches the reference kernels, bit for bit against its own separate kernels', () => {
+    let seed = 500;
+    // groups 1 cases (the kernel's domain), plus the ResNet-20 shapes where oneDNN picks the blocked layout.
+    const signCases = [...cases.filter((cc) => cc.p.groups === 1), conv(4, 16, 8, 8, 16, 3, 1, 1), conv(2, 32, 6, 6, 64, 3, 2, 1), conv(2, 8, 5, 7, 8, 3, 1, 1)];
+    for (const cc of signCases) {
+      const { n, c, h, w, cout, kh, kw, p } = cc;
+      const xShape = [n, c, h, w], wShape = [cout, c, kh, kw];
+      const ho = Math.floor((h + 2 * p.padding[0] - p.dilation[0] * (kh - 1) - 1) / p.stride[0]) + 1;
+      const wo = Math.floor((w + 2 * p.padding[1] - p.dilation[1] * (kw - 1) - 1) / p.stride[1]) + 1;
+      const yShape = [n, cout, ho, wo];
+      const x = rand(size(xShape), seed++, -1.5, 1.5), wt = rand(size(wShape), seed++), dy = rand(size(yShape), seed++);
+      for (let i = 0; i < Math.min(x.length, 6); i++) x[i * 5 % x.length] = [1, -1, 0, -0, 1.25, -1.25][i]!; // (no NaN: the fused forward sends NaN inputs to the float path)
+      const sx = x.map((v) => (v >= 0 ? 1 : v < 0 ? -1 : NaN));
+      const tag = `x[${xShape}] w[${wShape}] stride ${p.stride[0]} pad ${p.padding[0]} dil ${p.dilation[0]}`;
+      for (const grad of [{ kind: 'clipped_ste', clip: 1.25 }, { kind: 'approx_sign' }] as const) {
+        const got = K.conv2dBackwardSign!(x, xShape, dy, wt, wShape, p, grad);
+        const dq = K.conv2dBackwardInput(dy, yShape, wt, wShape, xShape, p);
+        const want = grad.kind === 'clipped_ste' ? clippedSteLoop(dq, x, grad.clip) : approxSignBackwardLoop(dq, x);
+        assertSame(got.dx, want, `conv2dBackwardSign dx (${grad.kind}) ${tag}`);
+        assertSame(got.dw, K.conv2dBackwardFilter(sx, xShape, dy, yShape, wShape, p), `conv2dBackwardSign dw ${tag}`);
+        const rq = R.conv2dBackwardInput(dy, yShape, wt, wShape, xShape, p);
+        const rdx = grad.kind === 'clipped_ste' ? clippedSteLoop(rq, x, grad.clip) : approxSignBackwardLoop(rq, x);
+        assertSumClose(got.dx, rdx, cout * kh * kw * 2, `conv2dBackwardSign dx vs reference ${tag}`);
+        assertSumClose(got.dw, R.conv2dBackwardFilter(sx, xShape, dy, yShape, wShape, p), n * ho * wo, `conv2dBackwardSign dw vs reference ${tag}`);
+      }
+    }
+    assert.throws(() => K.conv2dBackwardSign!(new Float32Array(16), [1, 4, 2, 2], new Float32Array(16), new Float32Array(72), [4, 2, 3, 3], { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 2 }, { kind: 'approx_sign' }),
+      /conv2dBackwardSign: groups must be 1/);
   });
 
   test('prepared dnnl conv2d (weights once, bias fused) matches the reference conv + bias, every layout, batch size and thread count', () => {
