@@ -12,13 +12,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { backend, manualSeed, Tensor, backward } from '../src/index.js';
-import { resnet20 } from '../src/models/resnet20.js';
-import { methodPreset } from '../src/models/methods.js';
-import { crossEntropy } from '../src/nn/losses.js';
-import { SGD } from '../src/optim/sgd.js';
+import { backend } from '../src/index.js';
 import { loadAddon } from '../src/backends/native/addon.js';
-import { Rng } from '../src/core/rng.js';
+import { resnet20TrainStep } from './train_step.js';
 
 const o = new Command('bench-train')
   .option('--threads <n>', 'threads for both sides', '2')
@@ -30,20 +26,7 @@ const o = new Command('bench-train')
 const threads = Number(o.threads), steps = Number(o.steps), batch = Number(o.batch), rounds = Number(o.rounds);
 loadAddon()?.setThreads(threads);
 
-manualSeed(0);
-const model = resnet20(methodPreset('ste'));
-const opt = new SGD(model.parameters(), { lr: 0.1, momentum: 0.9 });
-const r = new Rng(1);
-const x = new Tensor(Float32Array.from({ length: batch * 3 * 32 * 32 }, () => r.normal()), [batch, 3, 32, 32]);
-const y = Int32Array.from({ length: batch }, () => r.int(10));
-
-function step(): void {
-  const loss = crossEntropy(model.forward(x), y);
-  backward(loss);
-  opt.step();
-  opt.zeroGrad();
-  if (!Number.isFinite(loss.item())) throw new Error('bench:train: non-finite loss');
-}
+const step = resnet20TrainStep('ste', batch, 'bench:train');
 
 function onebitRound(): number {
   const t0 = performance.now();

@@ -8,13 +8,9 @@
  *   npm run bench:train-profile [-- --method bireal --steps 8 --threads 2]
  */
 import { Command } from 'commander';
-import { backend, manualSeed, Tensor, backward } from '../src/index.js';
-import { resnet20 } from '../src/models/resnet20.js';
-import { methodPreset } from '../src/models/methods.js';
-import { crossEntropy } from '../src/nn/losses.js';
-import { SGD } from '../src/optim/sgd.js';
+import { backend } from '../src/index.js';
 import { loadAddon } from '../src/backends/native/addon.js';
-import { Rng } from '../src/core/rng.js';
+import { resnet20TrainStep } from './train_step.js';
 
 const o = new Command('bench-train-profile')
   .option('--method <name>', 'method preset', 'ste')
@@ -25,12 +21,7 @@ const o = new Command('bench-train-profile')
   .opts();
 const steps = Number(o.steps), batch = Number(o.batch);
 loadAddon()?.setThreads(Number(o.threads));
-manualSeed(0);
-const model = resnet20(methodPreset(o.method));
-const opt = new SGD(model.parameters(), { lr: 0.1, momentum: 0.9 });
-const r = new Rng(1);
-const x = new Tensor(Float32Array.from({ length: batch * 3 * 32 * 32 }, () => r.normal()), [batch, 3, 32, 32]);
-const y = Int32Array.from({ length: batch }, () => r.int(10));
+const step = resnet20TrainStep(o.method, batch, 'bench:train-profile');
 
 const b = backend() as unknown as Record<string, unknown>;
 const times = new Map<string, { ms: number; calls: number }>();
@@ -48,13 +39,6 @@ for (const k of Object.keys(b)) {
     times.set(k, e);
     return res;
   };
-}
-function step(): void {
-  const loss = crossEntropy(model.forward(x), y);
-  backward(loss);
-  opt.step();
-  opt.zeroGrad();
-  if (!Number.isFinite(loss.item())) throw new Error('bench:train-profile: non-finite loss');
 }
 step();
 step();

@@ -101,6 +101,11 @@ test('native approxSignBackward equals the TypeScript loop exactly (edges ±1, 0
     const direct = new Float32Array(n);
     addon!.approxSignBackwardF32(direct, g, x);
     assertSame(direct, approxSignBackwardLoop(g, x), `approxSignBackwardF32 n=${n}`);
+    const inPlace = g.slice(), steInPlace = g.slice();
+    addon!.approxSignBackwardF32(inPlace, inPlace, x);
+    assertSame(inPlace, approxSignBackwardLoop(g, x), `approxSignBackwardF32 in place n=${n}`);
+    addon!.clippedSteF32(steInPlace, steInPlace, x, 1);
+    assertSame(steInPlace, clippedSteLoop(g, x, 1), `clippedSteF32 in place n=${n}`);
   }
 });
 

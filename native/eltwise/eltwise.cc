@@ -229,15 +229,19 @@ Napi::Value ChannelActF32(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// The (out, g, x) float32 arrays of one length that the pseudo-gradient kernels take; false with a
+// JS error pending. out may be g (in place).
+bool OutGX(const Napi::CallbackInfo& info, const char* name, float*& out, const float*& g, const float*& x, size_t& nx) {
+  size_t nout, ng;
+  return GetArray(info, 0, napi_float32_array, out, nout) && GetArray(info, 1, napi_float32_array, g, ng) &&
+         GetArray(info, 2, napi_float32_array, x, nx) && SameLength(info, name, nout, nx) && SameLength(info, name, ng, nx);
+}
+
 Napi::Value ClippedSteF32(const Napi::CallbackInfo& info) {
   float* out;
   const float *g, *x;
-  size_t nout, ng, nx;
-  if (!GetArray(info, 0, napi_float32_array, out, nout) || !GetArray(info, 1, napi_float32_array, g, ng) ||
-      !GetArray(info, 2, napi_float32_array, x, nx) || !SameLength(info, "clippedSteF32", nout, nx) ||
-      !SameLength(info, "clippedSteF32", ng, nx)) {
-    return info.Env().Undefined();
-  }
+  size_t nx;
+  if (!OutGX(info, "clippedSteF32", out, g, x, nx)) return info.Env().Undefined();
   if (info.Length() < 4 || !info[3].IsNumber()) return Fail(info.Env(), "clippedSteF32: clip must be a number");
   // TypeScript compares the float x with the double clip. For a float x, x <= clip exactly when
   // x <= hi, the largest float not above clip, and x >= -clip exactly when x >= -hi; comparing in
@@ -259,25 +263,34 @@ Napi::Value ClippedSteF32(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-void ApproxSignBackward(float* __restrict out, const float* __restrict g, const float* __restrict x, int64_t n) {
+// d = max(2 − 2|x|, 0) (see ApproxSignBackwardF32), the product in double, rounded once.
+inline float ApproxGrad(float gv, float xv) {
+  const double raw = 2.0 - 2.0 * std::fabs(static_cast<double>(xv));  // <= 0 exactly when |x| >= 1; NaN for NaN x
+  const double d = raw > 0.0 ? raw : 0.0;                               // one compare on the value: a max, vectorizes
+  return static_cast<float>(static_cast<double>(gv) * d);
+}
+
+// Separate loops for out != g and out == g, each with restrict pointers that really do not alias
+// (one restrict loop for both would be undefined behaviour in place; without restrict GCC's
+// runtime overlap check sends the in-place call to its scalar loop).
+void ApproxSignBackward(float* out, const float* g, const float* __restrict x, int64_t n) {
+  if (out == g) {
+    float* __restrict io = out;
 #pragma omp parallel for schedule(static) if (n >= kParallel)
-  for (int64_t i = 0; i < n; i++) {
-    const double v = x[i], gv = g[i];
-    const double raw = 2.0 - 2.0 * std::fabs(v);  // <= 0 exactly when |x| >= 1; NaN for NaN x
-    const double d = raw > 0.0 ? raw : 0.0;        // one compare on the value: a max, vectorizes
-    out[i] = static_cast<float>(gv * d);
+    for (int64_t i = 0; i < n; i++) io[i] = ApproxGrad(io[i], x[i]);
+  } else {
+    float* __restrict o = out;
+    const float* __restrict gi = g;
+#pragma omp parallel for schedule(static) if (n >= kParallel)
+    for (int64_t i = 0; i < n; i++) o[i] = ApproxGrad(gi[i], x[i]);
   }
 }
 
 Napi::Value ApproxSignBackwardF32(const Napi::CallbackInfo& info) {
   float* out;
   const float *g, *x;
-  size_t nout, ng, nx;
-  if (!GetArray(info, 0, napi_float32_array, out, nout) || !GetArray(info, 1, napi_float32_array, g, ng) ||
-      !GetArray(info, 2, napi_float32_array, x, nx) || !SameLength(info, "approxSignBackwardF32", nout, nx) ||
-      !SameLength(info, "approxSignBackwardF32", ng, nx)) {
-    return info.Env().Undefined();
-  }
+  size_t nx;
+  if (!OutGX(info, "approxSignBackwardF32", out, g, x, nx)) return info.Env().Undefined();
   // d = max(2 − 2|x|, 0): 2 − 2|x| inside (−1, 1) (= 2 + 2x for x < 0; exact in double), 0 at and
   // beyond ±1, and 0 for NaN x (the compare fails), as the TypeScript comparisons give. Written
   // with the interval tests of the TypeScript loop, GCC kept a branch and the loop did not

@@ -1,0 +1,29 @@
+/**
+ * The training step both bench:train and bench:train-profile time: a CIFAR ResNet-20 BNN of a
+ * method preset (seed 0), SGD (lr 0.1, momentum 0.9), one fixed random batch [batch, 3, 32, 32]
+ * with random labels; `step()` runs forward + backward + update and returns the loss.
+ */
+import { manualSeed, Tensor, backward } from '../src/index.js';
+import { resnet20 } from '../src/models/resnet20.js';
+import { methodPreset } from '../src/models/methods.js';
+import { crossEntropy } from '../src/nn/losses.js';
+import { SGD } from '../src/optim/sgd.js';
+import { Rng } from '../src/core/rng.js';
+
+export function resnet20TrainStep(method: string, batch: number, what: string): () => number {
+  manualSeed(0);
+  const model = resnet20(methodPreset(method));
+  const opt = new SGD(model.parameters(), { lr: 0.1, momentum: 0.9 });
+  const r = new Rng(1);
+  const x = new Tensor(Float32Array.from({ length: batch * 3 * 32 * 32 }, () => r.normal()), [batch, 3, 32, 32]);
+  const y = Int32Array.from({ length: batch }, () => r.int(10));
+  return () => {
+    const loss = crossEntropy(model.forward(x), y);
+    backward(loss);
+    opt.step();
+    opt.zeroGrad();
+    const v = loss.item();
+    if (!Number.isFinite(v)) throw new Error(`${what}: non-finite loss`);
+    return v;
+  };
+}
