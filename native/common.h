@@ -2,7 +2,9 @@
 // status (empty string = ok) that the binding turns into one JavaScript Error.
 #pragma once
 #include <napi.h>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 
 namespace onebit {
@@ -34,5 +36,15 @@ inline int64_t GetInt(const Napi::CallbackInfo& info, size_t i) {
 enum class Isa { kRef = 0, kAvx2 = 1, kAvx512 = 2 };
 Isa SelectedIsa();
 const char* IsaName(Isa isa);
+
+// The clipped STE's bound in float32: for a float v, v <= clip (compared in double, as TypeScript
+// does) exactly when v <= ClipBoundF32(clip), the largest float not above clip, and v >= -clip
+// exactly when v >= -ClipBoundF32(clip). A NaN clip gives -infinity: no v passes either test.
+inline float ClipBoundF32(double clip) {
+  if (std::isnan(clip)) return -std::numeric_limits<float>::infinity();
+  float hi = static_cast<float>(clip);
+  if (static_cast<double>(hi) > clip) hi = std::nextafter(hi, -std::numeric_limits<float>::infinity());
+  return hi;
+}
 
 }  // namespace onebit

@@ -23,6 +23,7 @@
 #include <cmath>
 #include <limits>
 
+#include "common.h"
 #include "dnnl/dnnl_common.h"
 
 namespace onebit {
@@ -54,7 +55,7 @@ int BlockOf(const ConvGeom& g, const dnnl::memory::desc& md) {
 
 struct Grad {
   int mode;
-  float hi, lo;  // clipped STE bounds in float (see ClippedSteF32 in eltwise.cc)
+  float hi;  // clipped STE: passes -hi <= x <= hi (ClipBoundF32 in common.h)
 };
 
 // The element loops below are written so GCC vectorizes them (branch-free selects over restrict
@@ -88,7 +89,7 @@ void ApproxRow(const float* __restrict d, const float* __restrict x, float* __re
 }
 
 void GradRow(const Grad& gr, const float* d, const float* x, float* out, int64_t n) {
-  if (gr.mode == 0) SteRow(d, x, out, n, gr.hi, gr.lo);
+  if (gr.mode == 0) SteRow(d, x, out, n, gr.hi, -gr.hi);
   else ApproxRow(d, x, out, n);
 }
 
@@ -147,18 +148,7 @@ std::string DnnlConv2dBackwardSign(const ConvGeom& g, const float* x, const floa
   if (g.groups != 1) return "conv2dBackwardSign: groups must be 1";
   if (mode != 0 && mode != 1) return "conv2dBackwardSign: unknown gradient mode";
   if (g.N == 0 || g.C == 0 || g.Cout == 0 || g.H == 0 || g.W == 0) return "";
-  Grad gr{mode, 0.f, 0.f};
-  if (mode == 0) {
-    if (std::isnan(clip)) {
-      gr.hi = -std::numeric_limits<float>::infinity();  // nothing passes
-      gr.lo = std::numeric_limits<float>::infinity();
-    } else {
-      float hi = static_cast<float>(clip);
-      if (static_cast<double>(hi) > clip) hi = std::nextafter(hi, -std::numeric_limits<float>::infinity());
-      gr.hi = hi;
-      gr.lo = -hi;
-    }
-  }
+  const Grad gr{mode, mode == 0 ? ClipBoundF32(clip) : 0.f};
   std::lock_guard<std::mutex> lock(KernelMutex());
   try {
     SignBwdEntry& e = Cached<SignBwdEntry>(ConvKey(g), [&] {

@@ -243,20 +243,11 @@ Napi::Value ClippedSteF32(const Napi::CallbackInfo& info) {
   size_t nx;
   if (!OutGX(info, "clippedSteF32", out, g, x, nx)) return info.Env().Undefined();
   if (info.Length() < 4 || !info[3].IsNumber()) return Fail(info.Env(), "clippedSteF32: clip must be a number");
-  // TypeScript compares the float x with the double clip. For a float x, x <= clip exactly when
-  // x <= hi, the largest float not above clip, and x >= -clip exactly when x >= -hi; comparing in
-  // float gives the same results and lets the loop vectorize (a double compare per element plus a
-  // data-dependent branch ran ~10x slower on batch-norm outputs, measured).
-  const double clip = info[3].As<Napi::Number>().DoubleValue();
-  const int64_t n = static_cast<int64_t>(nx);
-  if (std::isnan(clip)) {
-    Map(out, n, [](int64_t) { return 0.f; });
-    return info.Env().Undefined();
-  }
-  float hi = static_cast<float>(clip);
-  if (static_cast<double>(hi) > clip) hi = std::nextafter(hi, -std::numeric_limits<float>::infinity());
-  const float lo = -hi;
-  Map(out, n, [=](int64_t i) {
+  // Compared in float against ClipBoundF32 (common.h): the same results as TypeScript's double
+  // compare, and the loop vectorizes (a double compare per element plus a data-dependent branch
+  // ran ~10x slower on batch-norm outputs, measured).
+  const float hi = ClipBoundF32(info[3].As<Napi::Number>().DoubleValue()), lo = -hi;
+  Map(out, static_cast<int64_t>(nx), [=](int64_t i) {
     const float v = x[i], gv = g[i];  // g loaded unconditionally: a conditional load does not vectorize
     return (v <= hi) & (v >= lo) ? gv : 0.f;
   });
