@@ -1,3 +1,4 @@
+import './util/poison_outputs.js';
 import '../src/index.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

@@ -1,9 +1,11 @@
+import './util/poison_outputs.js';
 import '../src/index.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { BinaryKernel, UnaryKernel } from '../src/core/backend.js';
 import { Rng } from '../src/core/rng.js';
 import { binary, unary } from '../src/backends/ref/elementwise.js';
+import { outputF32 } from '../src/backends/native/alloc.js';
 import { eltwiseAddon, eltwiseKernels, NATIVE_ELTWISE_MIN, nativeChannelAct } from '../src/backends/native/eltwise.js';
 import { clippedSteLoop } from '../src/quantizers/ste_sign.js';
 import { approxSignBackwardLoop } from '../src/quantizers/approx_sign.js';
@@ -204,4 +206,11 @@ test('native channelAct (inference: residual add + per-channel PReLU/RPReLU/Maxo
       assertSame(got, want, `channelAct n${n} C${C} inner${inner} r${withR} b${withB} pos${withPos}`);
     }
   }
+});
+
+test('uninitialized native outputs are NaN-poisoned in the conformance tests (unwritten elements cannot pass as zeros)', () => {
+  const small = outputF32(16), big = outputF32(1 << 14);
+  assert.ok(small.every((v) => v === 0), 'small outputs are plain zero-filled arrays');
+  assert.equal(big.length, 1 << 14);
+  assert.ok(big.every((v) => Number.isNaN(v)), 'large outputs are poisoned');
 });

@@ -7,6 +7,7 @@
  */
 import type { Backend, Conv2dParams, Shape } from '../../core/backend.js';
 import { loadAddon, type NativeAddon } from './addon.js';
+import { outputF32 } from './alloc.js';
 
 /** Binary-kernel variants of the addon: `ref` (scalar popcount64), `avx2`, `avx512`. */
 export type BinaryIsa = 'ref' | 'avx2' | 'avx512';
@@ -73,7 +74,7 @@ function make(addon: BinaryAddon): Pick<Backend, 'bitpack' | 'binaryMatmul' | 'b
       return out;
     },
     binaryMatmul(a: Uint32Array, b: Uint32Array, m: number, n: number, k: number): Float32Array {
-      const out = new Float32Array(m * n);
+      const out = outputF32(m * n);
       addon.binaryMatmul(out, a, b, m, n, k);
       return out;
     },
@@ -83,7 +84,7 @@ function make(addon: BinaryAddon): Pick<Backend, 'bitpack' | 'binaryMatmul' | 'b
       const [sh, sw] = p.stride, [ph, pw] = p.padding, [dh, dw] = p.dilation;
       const Ho = Math.floor((H + 2 * ph - dh * (kh - 1) - 1) / sh) + 1;
       const Wo = Math.floor((W + 2 * pw - dw * (kw - 1) - 1) / sw) + 1;
-      const out = new Float32Array(N * Cout * Ho * Wo);
+      const out = outputF32(N * Cout * Ho * Wo);
       const geom = Int32Array.of(N, C, H, W, Cout, Cg, kh, kw, sh, sw, ph, pw, dh, dw, p.groups);
       addon.binaryConv2d(out, x, w, geom, padValue);
       return out;

@@ -2,12 +2,13 @@ import type { Backend, Conv2dParams, Pool2dParams, Shape } from '../../core/back
 import { debugLog } from '../../core/debug.js';
 import { matmul as refMatmul } from '../ref/matmul.js';
 import { loadAddon } from './addon.js';
+import { outputF32 } from './alloc.js';
 
 /**
  * The float kernels of the native addon (native/dnnl/, native/dnnl_bindings.cc) behind the Backend
  * signatures: conv2d forward / backward-data / backward-weights and matmul through oneDNN
  * primitives, batch norm and pooling as OpenMP loops with the reference's numerics. Each wrapper
- * allocates the (zero-filled) outputs here and lets the addon write into them: zero copy both ways.
+ * allocates the outputs here (uninitialized where the kernel writes every element, alloc.ts) and lets the addon write into them: zero copy both ways.
  *
  * Layout: the contract's arrays are plain NCHW / OIHW; the conv primitives run in oneDNN's blocked
  * layouts, so their activations (and weights) are reordered per call inside the addon (cached
@@ -108,7 +109,7 @@ const dnnlAddon: DnnlAddon | null = (() => {
 /** matmul through the addon at every size (no small-product shortcut); used by the conformance tests. */
 export const dnnlMatmulNative: Backend['matmul'] | null = dnnlAddon
   ? (a, b, m, k, n, transA, transB) => {
-    const c = new Float32Array(m * n);
+    const c = outputF32(m * n);
     dnnlAddon.matmul(c, a, b, m, k, n, transA ? 1 : 0, transB ? 1 : 0);
     return c;
   }
@@ -118,20 +119,20 @@ function create(k: DnnlAddon, nativeMatmul: Backend['matmul']): DnnlKernels {
   return {
     conv2d(x, xShape, w, wShape, p) {
       const { args, ho, wo } = convDims(xShape, wShape, p);
-      const y = new Float32Array(args[0] * args[4] * ho * wo);
+      const y = outputF32(args[0] * args[4] * ho * wo);
       k.conv2d(y, x, w, ...args);
       return y;
     },
     conv2dBackwardInput(dy, dyShape, w, wShape, xShape, p) {
       void dyShape; // implied by xShape, wShape and p
       const { args } = convDims(xShape, wShape, p);
-      const dx = new Float32Array(args[0] * args[1] * args[2] * args[3]);
+      const dx = outputF32(args[0] * args[1] * args[2] * args[3]);
       k.conv2dBackwardInput(dx, dy, w, ...args);
       return dx;
     },
     conv2dBackwardSign(x, xShape, dy, w, wShape, p, grad) {
       const { args } = convDims(xShape, wShape, p);
-      const dx = new Float32Array(x.length), dw = new Float32Array(w.length);
+      const dx = outputF32(x.length), dw = outputF32(w.length);
       k.conv2dBackwardSign(dx, dw, x, dy, w, grad.kind === 'clipped_ste' ? 0 : 1, grad.kind === 'clipped_ste' ? grad.clip : 0, ...args);
       return { dx, dw };
     },
@@ -157,19 +158,19 @@ function create(k: DnnlAddon, nativeMatmul: Backend['matmul']): DnnlKernels {
     },
     batchNormApply(x, xShape, mean, invStd, gamma, beta) {
       const [N, C, S] = bnDims(xShape);
-      const y = new Float32Array(x.length);
+      const y = outputF32(x.length);
       k.batchNormApply(y, x, mean, invStd, gamma, beta, N, C, S);
       return y;
     },
     batchNormApplyAdd(x, xShape, mean, invStd, gamma, beta, residual) {
       const [N, C, S] = bnDims(xShape);
-      const y = new Float32Array(x.length);
+      const y = outputF32(x.length);
       k.batchNormApply(y, x, mean, invStd, gamma, beta, N, C, S, residual);
       return y;
     },
     batchNormBackward(dy, x, xShape, mean, invStd, gamma) {
       const [N, C, S] = bnDims(xShape);
-      const dx = new Float32Array(x.length), dgamma = new Float32Array(C), dbeta = new Float32Array(C);
+      const dx = outputF32(x.length), dgamma = new Float32Array(C), dbeta = new Float32Array(C);
       k.batchNormBackward(dx, dgamma, dbeta, dy, x, mean, invStd, gamma, N, C, S);
       return { dx, dgamma, dbeta };
     },
@@ -181,20 +182,20 @@ function create(k: DnnlAddon, nativeMatmul: Backend['matmul']): DnnlKernels {
       return { y, argmax };
     },
     maxPool2dBackward(dy, argmax, xSize) {
-      const dx = new Float32Array(xSize);
+      const dx = new Float32Array(xSize); // scattered into with +=: must start at zero
       k.maxPool2dBackward(dx, dy, argmax);
       return dx;
     },
     avgPool2d(x, xShape, p) {
       const { args, ho, wo } = poolDims(xShape, p);
-      const y = new Float32Array(args[0] * args[1] * ho * wo);
+      const y = outputF32(args[0] * args[1] * ho * wo);
       k.avgPool2d(y, x, ...args);
       return y;
     },
     avgPool2dBackward(dy, dyShape, xShape, p) {
       void dyShape; // implied by xShape and p
       const { args } = poolDims(xShape, p);
-      const dx = new Float32Array(args[0] * args[1] * args[2] * args[3]);
+      const dx = new Float32Array(args[0] * args[1] * args[2] * args[3]); // accumulated into: must start at zero
       k.avgPool2dBackward(dx, dy, ...args);
       return dx;
     },

@@ -10,6 +10,7 @@ import { debugLog } from '../../core/debug.js';
 import { collapseBroadcast3, shapesEqual, sizeOf } from '../../core/shape.js';
 import { approxSignBackwardLoop, binary as refBinary, unary as refUnary } from '../ref/elementwise.js';
 import { loadAddon, type NativeAddon } from './addon.js';
+import { outputF32 } from './alloc.js';
 
 /** The addon's elementwise entry points (op codes in native/eltwise/eltwise.cc). */
 export interface EltwiseAddon extends NativeAddon {
@@ -55,7 +56,7 @@ function make(addon: EltwiseAddon): EltwiseKernels {
         debugLog(`native unary ${op}: no native kernel; reference loop`);
         return refUnary(op, x);
       }
-      const out = new Float32Array(x.length);
+      const out = outputF32(x.length);
       addon.unaryF32(code, out, x);
       return out;
     },
@@ -66,17 +67,17 @@ function make(addon: EltwiseAddon): EltwiseKernels {
       if (code !== undefined) {
         // The same three flat cases as the reference kernel, in its order.
         if (shapesEqual(aShape, outShape) && shapesEqual(bShape, outShape)) {
-          const out = new Float32Array(n);
+          const out = outputF32(n);
           addon.binarySameF32(code, out, a, b);
           return out;
         }
         if (b.length === 1 && a.length === n) {
-          const out = new Float32Array(n);
+          const out = outputF32(n);
           addon.binaryScalarF32(code, out, a, b[0]!, false);
           return out;
         }
         if (a.length === 1 && b.length === n) {
-          const out = new Float32Array(n);
+          const out = outputF32(n);
           addon.binaryScalarF32(code, out, b, a[0]!, true);
           return out;
         }
@@ -85,7 +86,7 @@ function make(addon: EltwiseAddon): EltwiseKernels {
       if (strided !== undefined) {
         const c = collapseBroadcast3(aShape, bShape, outShape);
         if (c) {
-          const out = new Float32Array(n);
+          const out = outputF32(n);
           const [d, sa, sb] = [c.dims, c.sa, c.sb] as [number[], number[], number[]];
           addon.binaryStridedF32(strided, out, a, b, d[0]!, d[1]!, d[2]!, sa[0]!, sa[1]!, sa[2]!, sb[0]!, sb[1]!, sb[2]!);
           return out;
@@ -95,7 +96,7 @@ function make(addon: EltwiseAddon): EltwiseKernels {
       return refBinary(op, a, aShape, b, bShape, outShape);
     },
     clippedSte(g: Float32Array, x: Float32Array, clip: number, given?: Float32Array): Float32Array {
-      const out = given ?? new Float32Array(x.length);
+      const out = given ?? outputF32(x.length);
       addon.clippedSteF32(out, g, x, clip);
       return out;
     },
@@ -112,7 +113,7 @@ function make(addon: EltwiseAddon): EltwiseKernels {
     },
     approxSignBackward(g: Float32Array, x: Float32Array, given?: Float32Array): Float32Array {
       if (x.length < NATIVE_ELTWISE_MIN) return approxSignBackwardLoop(g, x, given);
-      const out = given ?? new Float32Array(x.length);
+      const out = given ?? outputF32(x.length);
       addon.approxSignBackwardF32(out, g, x);
       return out;
     },
