@@ -4,6 +4,7 @@ import { loadAddon } from './addon.js';
 import { binaryKernels } from './binary.js';
 import { dnnlKernels } from './dnnl.js';
 import { eltwiseKernels } from './eltwise.js';
+import { tuneV8Gc } from './v8_gc.js';
 
 /**
  * The native backend: the reference backend with its heavy kernels replaced by the C++ addon —
@@ -12,12 +13,14 @@ import { eltwiseKernels } from './eltwise.js';
  * hot float elementwise kernels on large arrays (sign/abs/neg/relu, add/sub/mul, the clipped STE
  * backward, the two-valued scale test; see eltwise.ts). Kernels the addon does not provide (other
  * elementwise ops, reductions, softmax) stay on the TypeScript reference. Null when the addon is not built.
+ * Creating it turns V8's concurrent GC marking and parallel scavenges off (v8_gc.ts; ONEBIT_GC_TUNE=0 opts out).
  */
 export function createNativeBackend(): Backend | null {
   const addon = loadAddon();
   if (!addon) return null;
   const threads = process.env.ONEBIT_THREADS;
   if (threads && /^\d+$/.test(threads) && Number(threads) > 0) addon.setThreads(Number(threads));
+  tuneV8Gc();
   return {
     ...refBackend,
     ...(dnnlKernels ?? {}),
