@@ -10,7 +10,8 @@
 //   binaryIsas(): string[], the variants this CPU can run (ref first)
 //   binaryConv2d(out: Float32Array[N·Cout·Ho·Wo], x: Float32Array[N·C·H·W], w: Float32Array[Cout·Cg·kh·kw],
 //       geom: Int32Array [N, C, H, W, Cout, Cg, kh, kw, strideH, strideW, padH, padW, dilH, dilW, groups],
-//       padValue: number)
+//       padValue: number[, scale: Float32Array[Cout] | null]): with scale, out[n, co] = conv · scale[co]
+//       (rounded once; the packed training forward's per-channel weight scale)
 //   binaryConv2dPrepare(w, geom, padValue) → { rows, corr, hasBorder }: weights packed once
 //   binaryConv2dRun(out, x, rows, corr, hasBorder, geom, scale | null, bias | null, thr | null): prepared
 //       conv on the bits of sign(x − thr[c]) (sign(x) without thr), then out = out·scale[co] + bias[co]
@@ -150,7 +151,12 @@ Napi::Value BinaryConv2dBinding(const Napi::CallbackInfo& info) {
       !Length(info, op, "out", nout, g.N * g.Cout * Ho * Wo)) {
     return info.Env().Undefined();
   }
-  const std::string status = BinaryConv2d(x, w, g, padValue, out);
+  const float* scale = nullptr;
+  if (info.Length() > 5 && !info[5].IsNull() && !info[5].IsUndefined()) {
+    size_t ns;
+    if (!GetArray(info, 5, napi_float32_array, scale, ns) || !Length(info, op, "scale", ns, g.Cout)) return info.Env().Undefined();
+  }
+  const std::string status = BinaryConv2d(x, w, g, padValue, out, scale);
   return status.empty() ? info.Env().Undefined() : Fail(info.Env(), status);
 }
 

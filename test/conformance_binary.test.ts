@@ -218,6 +218,26 @@ test('native binaryConv2d == ref (zero and ±1 padding, strides, groups, dilatio
   });
 });
 
+test('native binaryConv2dScaled == binaryConv2d then fround(y · scale[co]) (scale in the GEMM epilogue), bit for bit', { skip }, () => {
+  const cases = convCases();
+  cases.push({ N: 16, C: 64, H: 8, W: 8, Cout: 64, k: 3, stride: 1, pad: 1, padValue: 0, groups: 1, dilation: 1 });
+  cases.push({ N: 8, C: 16, H: 32, W: 32, Cout: 32, k: 3, stride: 2, pad: 1, padValue: -1, groups: 1, dilation: 1 });
+  cases.forEach((c, i) => {
+    const { x, w } = convInputs(c, 700 + 2 * i);
+    const xShape = [c.N, c.C, c.H, c.W], wShape = [c.Cout, c.C / c.groups, c.k, c.k];
+    const r = new Rng(40 + i);
+    // Scales of both signs and awkward magnitudes (products that round), one exact zero.
+    const scale = Float32Array.from({ length: c.Cout }, (_, j) => (j === 1 ? 0 : r.uniform(-3, 3) * 10 ** r.uniform(-6, 4)));
+    const want = binaryConv2d(x, xShape, w, wShape, params(c), c.padValue);
+    const plane = want.length / (c.N * c.Cout);
+    want.forEach((v, j) => { want[j] = Math.fround(v * scale[Math.floor(j / plane) % c.Cout]!); });
+    assert.deepEqual(binaryKernels!.binaryConv2dScaled!(x, xShape, w, wShape, params(c), c.padValue, scale), want, name(c));
+  });
+  const c = cases[0]!, { x, w } = convInputs(c, 1);
+  assert.throws(() => binaryKernels!.binaryConv2dScaled!(x, [c.N, c.C, c.H, c.W], w, [c.Cout, c.C / c.groups, c.k, c.k], params(c), c.padValue, new Float32Array(c.Cout + 1)),
+    /binaryConv2dScaled: expected \d+ scales \(one per output channel\), but got \d+\./);
+});
+
 test('native binaryConv2d == ref under every other ISA variant (ONEBIT_ISA, child process)', { skip }, (t) => {
   const others = addon!.binaryIsas().filter((isa) => isa !== addon!.info().isa);
   if (!others.length) {

@@ -323,12 +323,13 @@ std::string RunBinaryConv2dRaw(const float* x, const uint32_t* rows, const float
   }
 }
 
-std::string BinaryConv2d(const float* x, const float* w, const BinaryConvGeom& g, double padValue, float* y) {
+std::string BinaryConv2d(const float* x, const float* w, const BinaryConvGeom& g, double padValue, float* y,
+                         const float* scale) {
   try {
     PreparedBinaryConv prep;
     const std::string status = Prepare(w, g, padValue, prep);
     if (!status.empty()) return status;
-    return Run(x, prep.rows.data(), prep.corr.empty() ? nullptr : prep.corr.data(), prep.hasBorder.data(), g, nullptr, nullptr, y);
+    return Run(x, prep.rows.data(), prep.corr.empty() ? nullptr : prep.corr.data(), prep.hasBorder.data(), g, scale, nullptr, y);
   } catch (const std::bad_alloc&) {  // the std::vector work buffers; nothing else throws
     return "binaryConv2d: out of memory for the packed buffers";
   }

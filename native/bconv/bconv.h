@@ -24,7 +24,10 @@ inline int64_t BinaryConvWo(const BinaryConvGeom& g) { return BinaryConvOut(g.W,
 
 // Returns "" or an error message (never throws). y must hold N·Cout·Ho·Wo floats. padValue is
 // exact for 0 and ±1 (the contract's values); any other value is applied as the same formula.
-std::string BinaryConv2d(const float* x, const float* w, const BinaryConvGeom& g, double padValue, float* y);
+// scale (Cout floats, may be null): y[n, co, :] = fl32(conv · scale[co]), applied in the GEMM
+// epilogue (the same bits as the unscaled conv followed by that multiply).
+std::string BinaryConv2d(const float* x, const float* w, const BinaryConvGeom& g, double padValue, float* y,
+                         const float* scale = nullptr);
 
 // Weights packed once for repeated forward passes (inference): rows in the selected GEMM variant's
 // layout, and the border corrections for the geometry's H×W (corr empty when none are needed).

@@ -138,6 +138,12 @@ export interface Backend {
    * w are read). With padValue 0 the border taps contribute 0, as zero padding of a float conv.
    */
   binaryConv2d(x: Float32Array, xShape: Shape, w: Float32Array, wShape: Shape, p: Conv2dParams, padValue: number): Float32Array;
+  /**
+   * Optional: binaryConv2d with a per-output-channel factor applied before the store:
+   * y[n, co, ·] = fround(binaryConv2d(…)[n, co, ·] · scale[co]) (scale: float32, length Cout), the
+   * same bits as binaryConv2d followed by that multiply, without the extra pass over y.
+   */
+  binaryConv2dScaled?(x: Float32Array, xShape: Shape, w: Float32Array, wShape: Shape, p: Conv2dParams, padValue: number, scale: Float32Array): Float32Array;
 
   /** Sign bits packed 32 per word, bit 1 = negative (x < 0), bit order LSB first. Used by flip metrics. */
   packSigns(x: Float32Array): Uint32Array;

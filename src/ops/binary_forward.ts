@@ -82,6 +82,21 @@ function scale(y: Float32Array, n: number, c: number, plane: number, s: number, 
 }
 
 /**
+ * y = binaryConv2d(x, w) with channel co's plane multiplied by f_co = fround(s·a_co) (as `scale`):
+ * in the conv's epilogue when the backend has binaryConv2dScaled, else the conv and then `scale`.
+ */
+function scaledBinaryConv2d(b: Backend, xd: Float32Array, xShape: Shape, wd: Float32Array, wShape: Shape, p: Conv2dParams, padValue: number, yShape: Shape, s: number, a: Float32Array): Float32Array {
+  if (b.binaryConv2dScaled) {
+    const f = new Float32Array(a.length);
+    for (let ch = 0; ch < a.length; ch++) f[ch] = s * a[ch]!;
+    return b.binaryConv2dScaled(xd, xShape, wd, wShape, p, padValue, f);
+  }
+  const y = b.binaryConv2d(xd, xShape, wd, wShape, p, padValue);
+  scale(y, yShape[0]!, yShape[1]!, yShape[2]! * yShape[3]!, s, a);
+  return y;
+}
+
+/**
  * conv2d(pad(xq, padValue), wq) on the packed kernel, or null when xq/wq are not two-valued (the
  * caller then runs the float path). padValue 0 = zero padding; ±1 = binary border (needs s = 1).
  */
@@ -95,8 +110,7 @@ export function packedConv2d(xq: Tensor, wq: Tensor, opts: Conv2dOpts, padValue:
     return null;
   }
   const b = backend();
-  const y = b.binaryConv2d(xd, xq.shape, wd, wq.shape, p, padValue);
-  scale(y, yShape[0]!, yShape[1]!, yShape[2]! * yShape[3]!, s, a);
+  const y = scaledBinaryConv2d(b, xd, xq.shape, wd, wq.shape, p, padValue, yShape, s, a);
   return record(wrap(y, yShape), 'binaryConv2d', [xq, wq], (g) => {
     const gd = g.f32();
     const dw = needsGrad(wq) ? fresh(wrap(filterGrad(b, xd, xq.shape, gd, g.shape, wq.shape, p, padValue), wq.shape)) : null;
@@ -157,8 +171,7 @@ export function packedSignConv2d(x: Tensor, wq: Tensor, opts: Conv2dOpts, padVal
     debugLog(`binary conv ${x.shape.join('x')}: NaN in the input; float forward`);
     return null;
   }
-  const y = b.binaryConv2d(xd, x.shape, wd, wq.shape, p, padValue);
-  scale(y, yShape[0]!, yShape[1]!, yShape[2]! * yShape[3]!, 1, a);
+  const y = scaledBinaryConv2d(b, xd, x.shape, wd, wq.shape, p, padValue, yShape, 1, a);
   return record(wrap(y, yShape), 'signBinaryConv2d', [x, wq], (g) => {
     const gd = g.f32();
     if (b.conv2dBackwardSign && fusedSignBackwardEnabled() && padValue === 0 && p.groups === 1 && needsGrad(x) && needsGrad(wq)) {
