@@ -65,34 +65,26 @@ export function channelScales(w: Float32Array, channels: number): Float32Array |
 }
 
 /**
- * Multiply the channel planes of y [N, C, plane] by f_c = fround(s·a_c) in place, each product
- * rounded to float32 (the backend's scaleChannels when it has one; this loop gives the same bits).
+ * y = binaryConv2d(x, w) with channel co's plane multiplied by f_co = fround(s·a_co), each product
+ * rounded to float32: in the conv's epilogue when the backend has binaryConv2dScaled, else the conv
+ * and then the backend's scaleChannels (or this loop, which gives the same bits).
  */
-function scale(y: Float32Array, n: number, c: number, plane: number, s: number, a: Float32Array): void {
-  const f = new Float32Array(c);
+function scaledBinaryConv2d(b: Backend, xd: Float32Array, xShape: Shape, wd: Float32Array, wShape: Shape, p: Conv2dParams, padValue: number, yShape: Shape, s: number, a: Float32Array): Float32Array {
+  const c = a.length, f = new Float32Array(c);
   for (let ch = 0; ch < c; ch++) f[ch] = s * a[ch]!;
-  const b = backend();
-  if (b.scaleChannels) return b.scaleChannels(y, n, c, plane, f);
+  if (b.binaryConv2dScaled) return b.binaryConv2dScaled(xd, xShape, wd, wShape, p, padValue, f);
+  const y = b.binaryConv2d(xd, xShape, wd, wShape, p, padValue);
+  const n = yShape[0]!, plane = yShape[2]! * yShape[3]!;
+  if (b.scaleChannels) {
+    b.scaleChannels(y, n, c, plane, f);
+    return y;
+  }
   for (let i = 0, o = 0; i < n; i++) {
     for (let ch = 0; ch < c; ch++) {
       const fc = f[ch]!;
       for (let e = o + plane; o < e; o++) y[o] = Math.fround(y[o]! * fc);
     }
   }
-}
-
-/**
- * y = binaryConv2d(x, w) with channel co's plane multiplied by f_co = fround(s·a_co) (as `scale`):
- * in the conv's epilogue when the backend has binaryConv2dScaled, else the conv and then `scale`.
- */
-function scaledBinaryConv2d(b: Backend, xd: Float32Array, xShape: Shape, wd: Float32Array, wShape: Shape, p: Conv2dParams, padValue: number, yShape: Shape, s: number, a: Float32Array): Float32Array {
-  if (b.binaryConv2dScaled) {
-    const f = new Float32Array(a.length);
-    for (let ch = 0; ch < a.length; ch++) f[ch] = s * a[ch]!;
-    return b.binaryConv2dScaled(xd, xShape, wd, wShape, p, padValue, f);
-  }
-  const y = b.binaryConv2d(xd, xShape, wd, wShape, p, padValue);
-  scale(y, yShape[0]!, yShape[1]!, yShape[2]! * yShape[3]!, s, a);
   return y;
 }
 
