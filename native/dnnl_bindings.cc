@@ -8,7 +8,8 @@
 //   conv2dBackwardInput(dx F32, dy F32, w F32, ...G)       (dilation: 1 = dense, as in the Backend)
 //   conv2dBackwardFilter(dw F32, x F32, dy F32, ...G)
 //   conv2dBackwardSign(dx F32, dw F32, x F32, dy F32, w F32, mode, clip, ...G)   groups 1: dw = dW(sign(x), dy),
-//       dx = grad(dX(dy, w), x), grad mode 0 clipped STE (|x| <= clip), 1 ApproxSign (conv2d_sign_backward.cc)
+//       dx = grad(dX(dy, w), x), grad mode 0 clipped STE (|x| <= clip), 1 ApproxSign (conv2d_sign_backward.cc);
+//       an optional 22nd argument dxAddend F32 (x's size) is added to dx in the same pass
 //   conv2dCreate(w F32, bias F32 | null, ...G, layout?) → handle   inference conv prepared once (N in G
 //       ignored): weights copied and reordered once per primitive, bias fused; layout 0 auto (default),
 //       1 blocked with NCHW reorders, 2 plain NCHW (see native/dnnl/conv2d_prepared.cc). Freed by GC.
@@ -131,7 +132,12 @@ Napi::Value Conv2dBackwardSign(const Napi::CallbackInfo& info) {
       !CheckLen(env, fn, "dy", ndy, ySize) || !CheckLen(env, fn, "w", nw, wSize)) {
     return env.Undefined();
   }
-  return Done(env, DnnlConv2dBackwardSign(g, x, dy, w, static_cast<int>(mode), clip, dx, dw));
+  float* addend = nullptr;
+  if (info.Length() > 21 && !info[21].IsNull() && !info[21].IsUndefined()) {
+    size_t na;
+    if (!GetArray(info, 21, kF32, addend, na) || !CheckLen(env, fn, "dxAddend", na, xSize)) return env.Undefined();
+  }
+  return Done(env, DnnlConv2dBackwardSign(g, x, dy, w, static_cast<int>(mode), clip, dx, dw, addend));
 }
 
 Napi::Value Conv2dCreate(const Napi::CallbackInfo& info) {

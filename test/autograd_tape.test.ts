@@ -2,7 +2,7 @@ import '../src/index.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Tensor } from '../src/core/tensor.js';
-import { backward, fresh } from '../src/autograd/tape.js';
+import { backward, fresh, record, withAddend } from '../src/autograd/tape.js';
 import { add, mul } from '../src/ops/elementwise.js';
 import { sum } from '../src/ops/reduce.js';
 import { customGrad } from '../src/ops/custom.js';
@@ -34,4 +34,43 @@ test('backward adds into fresh gradient arrays in place, never into ones a rule 
   assert.deepEqual(Array.from(gx.f32()), [9, 9, 9], 'the first .grad array was replaced, not written into');
   assert.deepEqual(Array.from(x.grad!.f32()), [18, 18, 18]);
   assert.deepEqual(Array.from(y.grad!.f32()), [12, 12, 12]);
+});
+
+test('a rule may fold the gradient already summed for an input into its own (withAddend): same result, offered only when safe', () => {
+  let offered = 0, taken = 0;
+  // out = 3·x; the rule returns 3·g + addend when the tape offers one.
+  const triple = (t: Tensor, take: boolean) =>
+    record(new Tensor(t.f32().map((e) => 3 * e), t.shape), 'triple', [t], (g, addends) => {
+      const prev = addends[0];
+      if (prev) offered++;
+      if (!prev || !take) return [fresh(new Tensor(g.f32().map((e) => 3 * e), g.shape))];
+      taken++;
+      const pv = prev.f32();
+      return [withAddend(fresh(new Tensor(g.f32().map((e, i) => Math.fround(3 * e) + pv[i]!), g.shape)))];
+    });
+  for (const take of [false, true]) {
+    const x = new Tensor(Float32Array.of(1, -2, 3), [3]);
+    x.requiresGrad = true;
+    // w = triple(x) + 2·x + 4·x: the mul branches run first, so triple's rule is offered their sum (6).
+    const w = add(triple(x, take), add(mul(x, 2), mul(x, 4)));
+    backward(sum(mul(w, 0.5)));
+    assert.deepEqual(Array.from(x.grad!.f32()), [4.5, 4.5, 4.5], `take=${take}`);
+  }
+  assert.equal(offered, 2);
+  assert.equal(taken, 1);
+  // An input that appears twice in one node is never offered an addend (two gradients, one sum).
+  const both = (a: Tensor) =>
+    record(new Tensor(a.f32().map((e) => e * e), a.shape), 'square', [a, a], (g, addends) => {
+      assert.deepEqual(addends, [null, null]);
+      return [mul(g, a), mul(g, a)];
+    });
+  const y = new Tensor(Float32Array.of(2, 3), [2]);
+  y.requiresGrad = true;
+  backward(sum(add(both(y), mul(y, 1))));
+  assert.deepEqual(Array.from(y.grad!.f32()), [5, 7]);
+  // Claiming an addend that was not offered is a bug in the rule: an error, not a silently wrong sum.
+  const liar = (t: Tensor) => record(t.detach(), 'liar', [t], (g) => [withAddend(fresh(new Tensor(Float32Array.from(g.f32()), g.shape)))]);
+  const z = new Tensor(Float32Array.of(1), [1]);
+  z.requiresGrad = true;
+  assert.throws(() => backward(sum(liar(z))), /liar returned input 0's gradient with an addend, but none was offered/);
 });

@@ -8,7 +8,7 @@ import { manualSeed } from '../src/core/rng.js';
 import { setBackend, Tensor } from '../src/core/tensor.js';
 import { backward } from '../src/autograd/tape.js';
 import { sum } from '../src/ops/reduce.js';
-import { mul } from '../src/ops/elementwise.js';
+import { add, mul } from '../src/ops/elementwise.js';
 import { BinaryConv2d, BinaryLinear } from '../src/nn/binary.js';
 import type { Module } from '../src/nn/module.js';
 import { assertClose, randTensor } from './util/gradcheck.js';
@@ -18,13 +18,14 @@ import { assertClose, randTensor } from './util/gradcheck.js';
 // fl32(s·a_i·count) exactly. Gradients use the same float kernels on the same values.
 setBackend(refBackend);
 
-function run(layer: Module & { weight: Tensor }, x: Tensor, packed: boolean): { y: Float32Array; gx: Float32Array; gw: Float32Array } {
+/** The layer's output (plus its input, with `residual`: a shortcut) and gradients for a fixed upstream gradient. */
+function run(layer: Module & { weight: Tensor }, x: Tensor, packed: boolean, residual = false): { y: Float32Array; gx: Float32Array; gw: Float32Array } {
   process.env.ONEBIT_PACKED = packed ? '1' : '0';
   try {
     const xl = new Tensor(Float32Array.from(x.f32()), x.shape);
     xl.requiresGrad = true;
     layer.weight.grad = null;
-    const y = layer.forward(xl);
+    const y = residual ? add(layer.forward(xl), xl) : layer.forward(xl);
     backward(sum(mul(y, randTensor([...y.shape], 7, 0.5, 1.5))));
     return { y: Float32Array.from(y.f32()), gx: xl.grad!.f32(), gw: layer.weight.grad!.f32() };
   } finally {
@@ -79,10 +80,10 @@ test('layers whose values are not exactly ±s take the float path (AdaBin offset
 });
 
 /** Forward and gradients of a layer with the sign quantizer fused into the packed conv or not. */
-function runFused(layer: Module & { weight: Tensor }, x: Tensor, fused: boolean) {
+function runFused(layer: Module & { weight: Tensor }, x: Tensor, fused: boolean, residual = false) {
   process.env.ONEBIT_FUSED_SIGN = fused ? '1' : '0';
   try {
-    return run(layer, x, true);
+    return run(layer, x, true, residual);
   } finally {
     delete process.env.ONEBIT_FUSED_SIGN;
   }
@@ -135,6 +136,23 @@ for (const be of ['ref', 'native'] as const) {
           for (const k of ['y', 'gx', 'gw'] as const) {
             assert.deepEqual(Buffer.from(f[k].buffer), Buffer.from(u[k].buffer), `${JSON.stringify(t)} ${k} fused vs unfused`);
             assert.deepEqual(Buffer.from(s[k].buffer), Buffer.from(u[k].buffer), `${JSON.stringify(t)} ${k} separate kernels vs unfused`);
+          }
+          if (t.c === t.o && t.stride === 1) {
+            // A shortcut around the layer (y = conv(x) + x): the tape offers the shortcut's gradient
+            // to the fused backward, which adds it in its own pass; the same bits as the tape's add.
+            const be = native as unknown as { conv2dBackwardSign: (...a: unknown[]) => unknown };
+            const orig = be.conv2dBackwardSign;
+            let withAddend = 0;
+            be.conv2dBackwardSign = (...a: unknown[]) => (a[7] && withAddend++, orig(...a));
+            let fr: typeof f;
+            try {
+              fr = runFused(layer, x, true, true);
+            } finally {
+              be.conv2dBackwardSign = orig;
+            }
+            assert.equal(withAddend, 1, `${JSON.stringify(t)}: the shortcut's gradient was offered and used`);
+            const ur = runFused(layer, x, false, true);
+            for (const k of ['y', 'gx', 'gw'] as const) assert.deepEqual(Buffer.from(fr[k].buffer), Buffer.from(ur[k].buffer), `${JSON.stringify(t)} ${k} with a shortcut, fused vs unfused`);
           }
         }
       }

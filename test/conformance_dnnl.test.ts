@@ -140,6 +140,11 @@ if (!K || !nativeMatmul) {
         const dq = K.conv2dBackwardInput(dy, yShape, wt, wShape, xShape, p);
         const want = grad.kind === 'clipped_ste' ? clippedSteLoop(dq, x, grad.clip) : approxSignBackwardLoop(dq, x);
         assertSame(got.dx, want, `conv2dBackwardSign dx (${grad.kind}) ${tag}`);
+        // With an addend (the tape's gradient so far): the same bits as adding it afterwards.
+        const addend = rand(x.length, seed++, -2, 2);
+        const summed = K.conv2dBackwardSign!(x, xShape, dy, wt, wShape, p, grad, addend);
+        assertSame(summed.dx, want.map((v, i) => v + addend[i]!), `conv2dBackwardSign dx + addend (${grad.kind}) ${tag}`);
+        assertSame(summed.dw, got.dw, `conv2dBackwardSign dw with an addend ${tag}`);
         assertSame(got.dw, K.conv2dBackwardFilter(sx, xShape, dy, yShape, wShape, p), `conv2dBackwardSign dw ${tag}`);
         const rq = R.conv2dBackwardInput(dy, yShape, wt, wShape, xShape, p);
         const rdx = grad.kind === 'clipped_ste' ? clippedSteLoop(rq, x, grad.clip) : approxSignBackwardLoop(rq, x);
@@ -149,6 +154,8 @@ if (!K || !nativeMatmul) {
     }
     assert.throws(() => K.conv2dBackwardSign!(new Float32Array(16), [1, 4, 2, 2], new Float32Array(16), new Float32Array(72), [4, 2, 3, 3], { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 2 }, { kind: 'approx_sign' }),
       /conv2dBackwardSign: groups must be 1/);
+    assert.throws(() => K.conv2dBackwardSign!(new Float32Array(16), [1, 4, 2, 2], new Float32Array(16), new Float32Array(144), [4, 4, 3, 3], { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 }, { kind: 'approx_sign' }, new Float32Array(15)),
+      /dxAddend/);
   });
 
   test('prepared dnnl conv2d (weights once, bias fused) matches the reference conv + bias, every layout, batch size and thread count', () => {

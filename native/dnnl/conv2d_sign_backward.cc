@@ -18,6 +18,8 @@
 //
 //   grad mode 0: clipped STE       out = (-clip <= x <= clip) ? d : 0   (compared as in eltwise.cc)
 //   grad mode 1: ApproxSign        out = fl32(d · max(2 − 2|x|, 0))    (in double, as eltwise.cc)
+// then, with an addend (the gradient already summed for x on the tape), out = out + addend in
+// float32, while the row is still in L1: the tape's separate in-place add, without its pass.
 #include <omp.h>
 
 #include <cmath>
@@ -88,9 +90,15 @@ void ApproxRow(const float* __restrict d, const float* __restrict x, float* __re
   }
 }
 
-void GradRow(const Grad& gr, const float* d, const float* x, float* out, int64_t n) {
+void AddRow(const float* __restrict a, float* __restrict out, int64_t n) {
+  for (int64_t i = 0; i < n; i++) out[i] += a[i];
+}
+
+// out = grad(d, x) (+ add when given; out must not alias d, x or add).
+void GradRow(const Grad& gr, const float* d, const float* x, const float* add, float* out, int64_t n) {
   if (gr.mode == 0) SteRow(d, x, out, n, gr.hi, -gr.hi);
   else ApproxRow(d, x, out, n);
+  if (add) AddRow(add, out, n);
 }
 
 // x NCHW -> sign(x) (±1; sign(0) = +1, NaN stays NaN) in aBcd{B}b.
@@ -115,9 +123,9 @@ void SignToBlocked(const ConvGeom& g, const float* x, float* out) {
   }
 }
 
-// d in aBcd{B}b -> out NCHW with out = grad(d, x).
+// d in aBcd{B}b -> out NCHW with out = grad(d, x) (+ add).
 template <int B>
-void UnblockGrad(const ConvGeom& g, const float* d, const float* x, const Grad& gr, float* out) {
+void UnblockGrad(const ConvGeom& g, const float* d, const float* x, const Grad& gr, const float* add, float* out) {
   const int64_t S = g.H * g.W, CB = g.C / B;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < g.N; n++) {
@@ -130,7 +138,8 @@ void UnblockGrad(const ConvGeom& g, const float* d, const float* x, const Grad& 
         for (int c = 0; c < B; c++) {
           const float* dc = ds + s0 * B + c;
           for (int64_t s = 0; s < len; s++) tile[s] = dc[s * B];
-          GradRow(gr, tile, x + base + c * S + s0, out + base + c * S + s0, len);
+          const int64_t o = base + c * S + s0;
+          GradRow(gr, tile, x + o, add ? add + o : nullptr, out + o, len);
         }
       }
     }
@@ -144,7 +153,7 @@ std::string ConvKey(const ConvGeom& g) {
 }  // namespace
 
 std::string DnnlConv2dBackwardSign(const ConvGeom& g, const float* x, const float* dy, const float* w, int mode,
-                                   double clip, float* dx, float* dw) {
+                                   double clip, float* dx, float* dw, const float* dxAddend) {
   if (g.groups != 1) return "conv2dBackwardSign: groups must be 1";
   if (mode != 0 && mode != 1) return "conv2dBackwardSign: unknown gradient mode";
   if (g.N == 0 || g.C == 0 || g.Cout == 0 || g.H == 0 || g.W == 0) return "";
@@ -189,9 +198,9 @@ std::string DnnlConv2dBackwardSign(const ConvGeom& g, const float* x, const floa
     Stream().wait();
     const float* dq = static_cast<const float*>(mdx.get_data_handle());
     if (e.dxBlock == 8) {
-      UnblockGrad<8>(g, dq, x, gr, dx);
+      UnblockGrad<8>(g, dq, x, gr, dxAddend, dx);
     } else if (e.dxBlock == 16) {
-      UnblockGrad<16>(g, dq, x, gr, dx);
+      UnblockGrad<16>(g, dq, x, gr, dxAddend, dx);
     } else {
       FinishOutput(e.dx);
       Stream().wait();
@@ -201,7 +210,7 @@ std::string DnnlConv2dBackwardSign(const ConvGeom& g, const float* x, const floa
         float tile[kTile];  // GradRow's inputs and output must not alias
         const int64_t len = n - i0 < kTile ? n - i0 : kTile;
         for (int64_t i = 0; i < len; i++) tile[i] = dx[i0 + i];
-        GradRow(gr, tile, x + i0, dx + i0, len);
+        GradRow(gr, tile, x + i0, dxAddend ? dxAddend + i0 : nullptr, dx + i0, len);
       }
     }
     // dw = conv_backward_weights(sign(x), dy).

@@ -111,9 +111,10 @@ std::string DnnlConv2dBackwardInput(const ConvGeom& g, const float* dy, const fl
 std::string DnnlConv2dBackwardFilter(const ConvGeom& g, const float* x, const float* dy, float* dw);
 // The backward of a conv on sign(x) with a pointwise pseudo-gradient (conv2d_sign_backward.cc):
 // dw = backward_weights(sign(x), dy), dx = grad(backward_data(dy, w), x); mode 0 clipped STE (clip),
-// 1 ApproxSign. groups 1 only.
+// 1 ApproxSign. groups 1 only. With dxAddend (x's size, may be null): dx = grad(…) + dxAddend,
+// the add in float32 (what the tape would otherwise do in a separate pass).
 std::string DnnlConv2dBackwardSign(const ConvGeom& g, const float* x, const float* dy, const float* w, int mode,
-                                   double clip, float* dx, float* dw);
+                                   double clip, float* dx, float* dw, const float* dxAddend = nullptr);
 
 // C[M, N] = op(A)·op(B); A is [M, K] (or [K, M] if transA), B is [K, N] (or [N, K] if transB).
 std::string DnnlMatmul(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n, bool transA, bool transB);

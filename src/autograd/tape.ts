@@ -52,6 +52,22 @@ export function fresh<T extends Tensor | null>(t: T): T {
   return t;
 }
 
+/**
+ * Gradients a rule returned with the addend the tape offered for that input already added
+ * (`withAddend`); consumed when the rule returns, like the fresh marks.
+ */
+const summedArrays = new WeakSet<object>();
+
+/**
+ * Marks `t`, returned by a rule for input j, as its gradient plus `addends[j]` (added elementwise
+ * in float32, in place of the tape's own add: the same bits). The tape then takes `t` as input j's
+ * whole gradient so far. Returns `t`.
+ */
+export function withAddend<T extends Tensor>(t: T): T {
+  summedArrays.add(t.storage);
+  return t;
+}
+
 /** Accumulate dL/d(loss) = `grad` (default 1 for a scalar) back through the graph into leaf `.grad`s. */
 export function backward(loss: Tensor, grad?: Tensor): void {
   if (!needsGrad(loss)) fail('backward', 'a tensor that depends on a parameter with requiresGrad', 'a constant', 'Did you build it inside noGrad()?');
@@ -104,8 +120,16 @@ export function backward(loss: Tensor, grad?: Tensor): void {
       }
       grads.delete(t); // free intermediate gradients early
       owned.delete(g); // from here on the rule may hand g on (aliased)
-      const gin = t.node.backward(g);
+      const inputs = t.node.inputs;
+      // What the tape has summed so far for each input, offered to the rule (contiguous only, and
+      // not for an input that appears twice: its two gradients would both claim the one sum).
+      const addends = inputs.map((inp) => {
+        const prev = grads.get(inp);
+        return prev && prev.isContiguous && inputs.indexOf(inp) === inputs.lastIndexOf(inp) ? prev : null;
+      });
+      const gin = t.node.backward(g, addends);
       const isFresh = gin.map((gi) => !!gi && freshArrays.delete(gi.storage));
+      const isSummed = gin.map((gi) => !!gi && summedArrays.delete(gi.storage));
       for (let a = 0; a < gin.length; a++) {
         for (let c = a + 1; c < gin.length; c++) {
           if (gin[a] && gin[c] && gin[a]!.storage === gin[c]!.storage) isFresh[a] = isFresh[c] = false;
@@ -118,7 +142,12 @@ export function backward(loss: Tensor, grad?: Tensor): void {
           throw new Error(`internal: gradient of ${t.node!.op} input ${j} has shape ${fmtShape(gi.shape)}, expected ${fmtShape(inp.shape)}`);
         }
         const prev = grads.get(inp);
-        if (!prev) {
+        if (isSummed[j]) {
+          if (!addends[j]) throw new Error(`internal: ${t.node!.op} returned input ${j}'s gradient with an addend, but none was offered`);
+          grads.set(inp, gi); // prev is inside gi now
+          owned.delete(prev!);
+          if (isFresh[j]) owned.add(gi);
+        } else if (!prev) {
           grads.set(inp, gi);
           if (isFresh[j]) owned.add(gi);
         } else if (owned.has(prev)) {

@@ -9,8 +9,13 @@ export type Storage = Float32Array | Int32Array | Uint8Array;
 export interface GradNode {
   readonly op: string;
   readonly inputs: readonly Tensor[];
-  /** Returns one gradient per input (null where the input needs none). Runs with recording off. */
-  readonly backward: (grad: Tensor) => readonly (Tensor | null)[];
+  /**
+   * Returns one gradient per input (null where the input needs none). Runs with recording off.
+   * `addends[j]`, when not null, is the gradient the tape has already summed for input j (read
+   * only): a rule may return its gradient plus that addend instead, marked with `withAddend`
+   * (autograd/tape.ts), which saves the tape's separate add.
+   */
+  readonly backward: (grad: Tensor, addends: readonly (Tensor | null)[]) => readonly (Tensor | null)[];
 }
 
 let activeBackend: Backend | null = null;

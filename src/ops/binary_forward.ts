@@ -3,7 +3,7 @@ import type { SignGrad } from '../quantizers/quantizer.js';
 import { approxSignBackwardLoop, clippedSteLoop } from '../backends/ref/elementwise.js';
 import { debugLog } from '../core/debug.js';
 import { backend, type Tensor, wrap } from '../core/tensor.js';
-import { fresh, needsGrad, record } from '../autograd/tape.js';
+import { fresh, needsGrad, record, withAddend } from '../autograd/tape.js';
 import { conv2dGeometry, type Conv2dOpts } from './conv.js';
 
 /**
@@ -164,11 +164,14 @@ export function packedSignConv2d(x: Tensor, wq: Tensor, opts: Conv2dOpts, padVal
     return null;
   }
   const y = scaledBinaryConv2d(b, xd, x.shape, wd, wq.shape, p, padValue, yShape, 1, a);
-  return record(wrap(y, yShape), 'signBinaryConv2d', [x, wq], (g) => {
+  return record(wrap(y, yShape), 'signBinaryConv2d', [x, wq], (g, addends) => {
     const gd = g.f32();
     if (b.conv2dBackwardSign && fusedSignBackwardEnabled() && padValue === 0 && p.groups === 1 && needsGrad(x) && needsGrad(wq)) {
-      const r = b.conv2dBackwardSign(xd, x.shape, gd, wd, wq.shape, p, grad);
-      return [fresh(wrap(r.dx, x.shape)), fresh(wrap(r.dw, wq.shape))];
+      // x's gradient so far (e.g. a residual shortcut's) is added in the same pass when offered.
+      const prev = addends[0];
+      const r = b.conv2dBackwardSign(xd, x.shape, gd, wd, wq.shape, p, grad, prev ? prev.f32() : null);
+      const dx = fresh(wrap(r.dx, x.shape));
+      return [prev ? withAddend(dx) : dx, fresh(wrap(r.dw, wq.shape))];
     }
     let dw: Tensor | null = null;
     if (needsGrad(wq)) dw = fresh(wrap(filterGrad(b, signOf(xd), x.shape, gd, g.shape, wq.shape, p, padValue), wq.shape));

@@ -33,7 +33,7 @@ interface DnnlAddon {
   conv2d(y: Float32Array, x: Float32Array, w: Float32Array, ...g: ConvArgs): void;
   conv2dBackwardInput(dx: Float32Array, dy: Float32Array, w: Float32Array, ...g: ConvArgs): void;
   conv2dBackwardFilter(dw: Float32Array, x: Float32Array, dy: Float32Array, ...g: ConvArgs): void;
-  conv2dBackwardSign(dx: Float32Array, dw: Float32Array, x: Float32Array, dy: Float32Array, w: Float32Array, mode: number, clip: number, ...g: ConvArgs): void;
+  conv2dBackwardSign(dx: Float32Array, dw: Float32Array, x: Float32Array, dy: Float32Array, w: Float32Array, mode: number, clip: number, ...g: [...ConvArgs, (Float32Array | null)?]): void;
   matmul(c: Float32Array, a: Float32Array, b: Float32Array, m: number, k: number, n: number, transA: number, transB: number): void;
   batchNormStats(mean: Float32Array, variance: Float32Array, x: Float32Array, N: number, C: number, S: number): void;
   batchNormApply(
@@ -130,10 +130,10 @@ function create(k: DnnlAddon, nativeMatmul: Backend['matmul']): DnnlKernels {
       k.conv2dBackwardInput(dx, dy, w, ...args);
       return dx;
     },
-    conv2dBackwardSign(x, xShape, dy, w, wShape, p, grad) {
+    conv2dBackwardSign(x, xShape, dy, w, wShape, p, grad, dxAddend) {
       const { args } = convDims(xShape, wShape, p);
       const dx = outputF32(x.length), dw = outputF32(w.length);
-      k.conv2dBackwardSign(dx, dw, x, dy, w, grad.kind === 'clipped_ste' ? 0 : 1, grad.kind === 'clipped_ste' ? grad.clip : 0, ...args);
+      k.conv2dBackwardSign(dx, dw, x, dy, w, grad.kind === 'clipped_ste' ? 0 : 1, grad.kind === 'clipped_ste' ? grad.clip : 0, ...args, dxAddend ?? null);
       return { dx, dw };
     },
     conv2dBackwardFilter(x, xShape, dy, dyShape, wShape, p) {
