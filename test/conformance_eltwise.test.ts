@@ -6,6 +6,7 @@ import type { BinaryKernel, UnaryKernel } from '../src/core/backend.js';
 import { Rng } from '../src/core/rng.js';
 import { binary, unary } from '../src/backends/ref/elementwise.js';
 import { outputF32 } from '../src/backends/native/alloc.js';
+import { shortcutA as refShortcutA } from '../src/backends/ref/shortcut.js';
 import { eltwiseAddon, eltwiseKernels, NATIVE_ELTWISE_MIN, nativeChannelAct } from '../src/backends/native/eltwise.js';
 import { clippedSteLoop } from '../src/quantizers/ste_sign.js';
 import { approxSignBackwardLoop } from '../src/quantizers/approx_sign.js';
@@ -213,4 +214,18 @@ test('uninitialized native outputs are NaN-poisoned in the conformance tests (un
   assert.ok(small.every((v) => v === 0), 'small outputs are plain zero-filled arrays');
   assert.equal(big.length, 1 << 14);
   assert.ok(big.every((v) => Number.isNaN(v)), 'large outputs are poisoned');
+});
+
+test('native shortcutA (option-A shortcut, forward and gradient) equals the reference kernel exactly; bad sizes throw', { skip }, () => {
+  // [N, C, H, W, outC]: odd and even sides, no padding channels, a 1×1 image, the ResNet-20 layers (threaded).
+  const cases = [[1, 1, 1, 1, 1], [2, 3, 5, 7, 5], [3, 4, 6, 3, 4], [2, 5, 9, 9, 9], [1, 2, 2, 2, 8], [128, 16, 32, 32, 32], [64, 32, 16, 16, 64]] as const;
+  cases.forEach(([N, C, H, W, outC], i) => {
+    const x = values(N * C * H * W, 30 + i);
+    const fwd = eltwiseKernels!.shortcutA!('forward', x, N, C, H, W, outC);
+    assertSame(fwd, refShortcutA('forward', x, N, C, H, W, outC), `shortcutA forward ${[N, C, H, W, outC]}`);
+    const g = values(fwd.length, 60 + i);
+    assertSame(eltwiseKernels!.shortcutA!('backward', g, N, C, H, W, outC), refShortcutA('backward', g, N, C, H, W, outC), `shortcutA backward ${[N, C, H, W, outC]}`);
+  });
+  assert.throws(() => eltwiseAddon()!.shortcutAF32!(0, new Float32Array(5), new Float32Array(8), 1, 2, 2, 2, 4), /shortcutAF32: array lengths/);
+  assert.throws(() => eltwiseAddon()!.shortcutAF32!(0, new Float32Array(4), new Float32Array(8), 1, 2, 2, 2, 3), /shortcutAF32: expected/);
 });

@@ -18,6 +18,10 @@
 //   approxSignBackwardF32(out, g, x)           out[i] = g[i]·ApproxSign'(x[i]) (2 + 2x on [−1, 0),
 //        2 − 2x on [0, 1), 0 elsewhere), the product in float64 and rounded once, as TypeScript
 //   hasNaNF32(x) -> whether any x[i] is NaN
+//   shortcutAF32(dir, out, in, N, C, H, W, outC)   the option-A shortcut (models/resnet20.ts), every
+//        element of out written: dir 0 out[n, c + p, i, j] = in[n, c, 2i, 2j] with p = (outC − C)/2
+//        zero channels each side (out [N, outC, ⌈H/2⌉, ⌈W/2⌉]); dir 1, its gradient, out [N, C, H, W]
+//        = in[n, c + p, i/2, j/2] at even (i, j), 0 elsewhere
 //   symmetricScaleF32(x) -> s if every x[i] is +s or -s for one s > 0, else -1
 //
 // Large arrays (>= kParallel elements) are split over the OpenMP threads.
@@ -301,6 +305,55 @@ Napi::Value HasNaNF32(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), bad != 0);
 }
 
+Napi::Value ShortcutAF32(const Napi::CallbackInfo& info) {
+  const int64_t dir = GetInt(info, 0);
+  float* out;
+  const float* in;
+  size_t nout, nin;
+  if (!GetArray(info, 1, napi_float32_array, out, nout) || !GetArray(info, 2, napi_float32_array, in, nin)) {
+    return info.Env().Undefined();
+  }
+  const int64_t N = GetInt(info, 3), C = GetInt(info, 4), H = GetInt(info, 5), W = GetInt(info, 6), outC = GetInt(info, 7);
+  if ((dir != 0 && dir != 1) || N < 0 || C < 0 || H < 0 || W < 0 || outC < C || (outC - C) % 2) {
+    return Fail(info.Env(), "shortcutAF32: expected dir 0 or 1 and N, C, H, W >= 0 with outC − C even and >= 0");
+  }
+  const int64_t Ho = (H + 1) / 2, Wo = (W + 1) / 2, pad = (outC - C) / 2;
+  const int64_t nx = N * C * H * W, ny = N * outC * Ho * Wo;
+  if (static_cast<int64_t>(dir == 0 ? nin : nout) != nx || static_cast<int64_t>(dir == 0 ? nout : nin) != ny) {
+    return Fail(info.Env(), "shortcutAF32: array lengths do not match N, C, H, W and outC");
+  }
+  const int64_t planes = dir == 0 ? N * outC : N * C;
+#pragma omp parallel for schedule(static) if (nx + ny >= kParallel)
+  for (int64_t pl = 0; pl < planes; pl++) {
+    if (dir == 0) {
+      const int64_t n = pl / outC, c = pl % outC - pad;
+      float* y = out + pl * Ho * Wo;
+      if (c < 0 || c >= C) {
+        for (int64_t k = 0; k < Ho * Wo; k++) y[k] = 0.f;
+        continue;
+      }
+      const float* x = in + (n * C + c) * H * W;
+      for (int64_t i = 0; i < Ho; i++) {
+        for (int64_t j = 0; j < Wo; j++) y[i * Wo + j] = x[2 * i * W + 2 * j];
+      }
+    } else {
+      const int64_t n = pl / C, c = pl % C;
+      float* dx = out + pl * H * W;
+      const float* g = in + (n * outC + c + pad) * Ho * Wo;
+      for (int64_t i = 0; i < H; i++) {
+        float* row = dx + i * W;
+        if (i % 2) {
+          for (int64_t j = 0; j < W; j++) row[j] = 0.f;
+          continue;
+        }
+        const float* gr = g + (i / 2) * Wo;
+        for (int64_t j = 0; j < W; j++) row[j] = j % 2 ? 0.f : gr[j / 2];
+      }
+    }
+  }
+  return info.Env().Undefined();
+}
+
 Napi::Value SymmetricScaleF32(const Napi::CallbackInfo& info) {
   const float* x;
   size_t nx;
@@ -335,6 +388,7 @@ void RegisterEltwiseKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("clippedSteF32", Napi::Function::New(env, ClippedSteF32));
   exports.Set("approxSignBackwardF32", Napi::Function::New(env, ApproxSignBackwardF32));
   exports.Set("hasNaNF32", Napi::Function::New(env, HasNaNF32));
+  exports.Set("shortcutAF32", Napi::Function::New(env, ShortcutAF32));
   exports.Set("symmetricScaleF32", Napi::Function::New(env, SymmetricScaleF32));
 }
 

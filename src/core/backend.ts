@@ -68,6 +68,13 @@ export interface Backend {
     grad: { kind: 'clipped_ste'; clip: number } | { kind: 'approx_sign' }, dxAddend?: Float32Array | null): { dx: Float32Array; dw: Float32Array };
   /** Optional: a[i] = a[i] + b[i] in place (equal lengths), the same bits as binary('add'). */
   addInPlace?(a: Float32Array, b: Float32Array): void;
+  /**
+   * Optional: the option-A shortcut of the CIFAR ResNets (models/resnet20.ts `shortcutA`) for x
+   * [N, C, H, W]: 'forward' gives y [N, outC, ⌈H/2⌉, ⌈W/2⌉] = x[:, :, ::2, ::2] between (outC − C)/2
+   * zero channels on each side; 'backward' takes that shape's gradient and gives dx [N, C, H, W]
+   * (its middle channels at the even positions, 0 elsewhere). A new array either way.
+   */
+  shortcutA?(dir: 'forward' | 'backward', src: Float32Array, N: number, C: number, H: number, W: number, outC: number): Float32Array;
   /** Optional: whether any element of x is NaN (the fused sign + packed conv's guard). */
   hasNaN?(x: Float32Array): boolean;
   /** Optional: out[i] = sign(x[i]) (sign(0) = +1, NaN stays NaN) into a given array of x's length. */

@@ -22,6 +22,8 @@ export interface EltwiseAddon extends NativeAddon {
   clippedSteF32(out: Float32Array, g: Float32Array, x: Float32Array, clip: number): void;
   approxSignBackwardF32(out: Float32Array, g: Float32Array, x: Float32Array): void;
   hasNaNF32(x: Float32Array): boolean;
+  /** dir 0 forward, 1 backward of the option-A shortcut (native/eltwise/eltwise.cc). Older addons lack it. */
+  shortcutAF32?(dir: number, out: Float32Array, src: Float32Array, N: number, C: number, H: number, W: number, outC: number): void;
   portableConv2dF32?(out: Float32Array, x: Float32Array, w: Float32Array, bias: Float32Array | null, residual: Float32Array | null, geom: Int32Array): void;
   channelActF32?(out: Float32Array, x: Float32Array, r: Float32Array | null, n: number, C: number, inner: number,
     b0: Float32Array | null, pos: Float32Array | null, neg: Float32Array, b1: Float32Array | null): void;
@@ -39,7 +41,7 @@ const STRIDED_OPS: Partial<Record<BinaryKernel, number>> = {
   add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5, greater: 6, greaterEqual: 7, equal: 8,
 };
 
-export type EltwiseKernels = Pick<Backend, 'unary' | 'binary'> & Required<Pick<Backend, 'clippedSte' | 'symmetricScale' | 'scaleChannels' | 'approxSignBackward' | 'hasNaN' | 'signInto' | 'addInPlace'>>;
+export type EltwiseKernels = Pick<Backend, 'unary' | 'binary' | 'shortcutA'> & Required<Pick<Backend, 'clippedSte' | 'symmetricScale' | 'scaleChannels' | 'approxSignBackward' | 'hasNaN' | 'signInto' | 'addInPlace'>>;
 
 /** The addon typed for its elementwise kernels, or null when it is not built (or predates them). */
 export function eltwiseAddon(): EltwiseAddon | null {
@@ -105,6 +107,15 @@ function make(addon: EltwiseAddon): EltwiseKernels {
       if (a.length < NATIVE_ELTWISE_MIN) for (let i = 0; i < a.length; i++) a[i] = a[i]! + b[i]!;
       else addon.binarySameF32(BINARY_OPS.add!, a, a, b);
     },
+    ...(typeof addon.shortcutAF32 === 'function'
+      ? {
+        shortcutA(dir: 'forward' | 'backward', src: Float32Array, N: number, C: number, H: number, W: number, outC: number): Float32Array {
+          const out = outputF32(dir === 'forward' ? N * outC * Math.ceil(H / 2) * Math.ceil(W / 2) : N * C * H * W);
+          addon.shortcutAF32!(dir === 'forward' ? 0 : 1, out, src, N, C, H, W, outC);
+          return out;
+        },
+      }
+      : {}),
     hasNaN(x: Float32Array): boolean {
       return addon.hasNaNF32(x);
     },

@@ -10,6 +10,7 @@ import { batchNormApply, batchNormBackward, batchNormStats } from './batch_norm.
 import { logSoftmax } from './log_softmax.js';
 import { packSigns, popcountXor } from './pack_signs.js';
 import { binaryConv2d, binaryMatmul, bitpack } from './binary.js';
+import { shortcutA } from './shortcut.js';
 
 /**
  * The pure-TypeScript reference backend: every kernel of the contract, one file per kernel family.
@@ -28,4 +29,5 @@ export const refBackend: Backend = {
   logSoftmax,
   packSigns, popcountXor,
   bitpack, binaryMatmul, binaryConv2d,
+  shortcutA,
 };
