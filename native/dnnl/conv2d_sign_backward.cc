@@ -12,7 +12,8 @@
 //   - sign(x) is written straight into the blocked source buffer (was: a sign pass into a NCHW
 //     buffer, then a reorder);
 //   - the blocked dL/d sign(x) is turned back into NCHW with the pseudo-gradient applied in the
-//     same pass (was: a reorder, then a separate elementwise pass).
+//     same pass (was: a reorder, then a separate elementwise pass), and that pass, which reads x
+//     for the gradient, also writes the blocked signs (was: a second pass over x).
 // The direct paths are used when the primitive picked the plain blocked layout aBcd8b / aBcd16b
 // and C is a multiple of the block (no padded channels); otherwise the generic reorders run.
 //
@@ -123,9 +124,11 @@ void SignToBlocked(const ConvGeom& g, const float* x, float* out) {
   }
 }
 
-// d in aBcd{B}b -> out NCHW with out = grad(d, x) (+ add).
+// d in aBcd{B}b -> out NCHW with out = grad(d, x) (+ add); with `sign`, also SignToBlocked's
+// output there, from the x rows this pass reads anyway (one pass over x instead of two).
 template <int B>
-void UnblockGrad(const ConvGeom& g, const float* d, const float* x, const Grad& gr, const float* add, float* out) {
+void UnblockGrad(const ConvGeom& g, const float* d, const float* x, const Grad& gr, const float* add, float* out,
+                 float* sign) {
   const int64_t S = g.H * g.W, CB = g.C / B;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < g.N; n++) {
@@ -140,6 +143,11 @@ void UnblockGrad(const ConvGeom& g, const float* d, const float* x, const Grad& 
           for (int64_t s = 0; s < len; s++) tile[s] = dc[s * B];
           const int64_t o = base + c * S + s0;
           GradRow(gr, tile, x + o, add ? add + o : nullptr, out + o, len);
+          if (sign) {
+            SignRow(x + o, tile, len);
+            float* sc = sign + (n * CB + cb) * S * B + s0 * B + c;
+            for (int64_t s = 0; s < len; s++) sc[s * B] = tile[s];
+          }
         }
       }
     }
@@ -197,10 +205,20 @@ std::string DnnlConv2dBackwardSign(const ConvGeom& g, const float* x, const floa
     e.data.execute(Stream(), {{DNNL_ARG_DIFF_DST, mdy}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DIFF_SRC, mdx}});
     Stream().wait();
     const float* dq = static_cast<const float*>(mdx.get_data_handle());
+    // The blocked sign buffer of the weights primitive, when it can be written directly.
+    float* signs = nullptr;
+    if (e.srcBlock) {
+      e.src.user.set_data_handle(const_cast<float*>(x));  // unused by the primitive; keeps the handle valid
+      e.src.inner.set_data_handle(Arena(3, e.src.inner_bytes));
+      signs = static_cast<float*>(e.src.inner.get_data_handle());
+      if (!signs) return "conv2dBackwardSign: out of memory for the sign buffer";
+    }
+    // Same block size on both sides (the usual case): the unblocking pass writes the signs too.
+    const bool signsInUnblock = signs && e.srcBlock == e.dxBlock;
     if (e.dxBlock == 8) {
-      UnblockGrad<8>(g, dq, x, gr, dxAddend, dx);
+      UnblockGrad<8>(g, dq, x, gr, dxAddend, dx, signsInUnblock ? signs : nullptr);
     } else if (e.dxBlock == 16) {
-      UnblockGrad<16>(g, dq, x, gr, dxAddend, dx);
+      UnblockGrad<16>(g, dq, x, gr, dxAddend, dx, signsInUnblock ? signs : nullptr);
     } else {
       FinishOutput(e.dx);
       Stream().wait();
@@ -216,13 +234,11 @@ std::string DnnlConv2dBackwardSign(const ConvGeom& g, const float* x, const floa
     // dw = conv_backward_weights(sign(x), dy).
     dnnl::memory* msrc;
     std::vector<float> plain;  // the generic path: sign(x) in NCHW, then the primitive's reorder
-    if (e.srcBlock) {
-      e.src.user.set_data_handle(const_cast<float*>(x));  // unused by the primitive; keeps the handle valid
-      e.src.inner.set_data_handle(Arena(3, e.src.inner_bytes));
-      if (!e.src.inner.get_data_handle()) return "conv2dBackwardSign: out of memory for the sign buffer";
-      float* s = static_cast<float*>(e.src.inner.get_data_handle());
-      if (e.srcBlock == 8) SignToBlocked<8>(g, x, s);
-      else SignToBlocked<16>(g, x, s);
+    if (signs) {
+      if (!signsInUnblock) {
+        if (e.srcBlock == 8) SignToBlocked<8>(g, x, signs);
+        else SignToBlocked<16>(g, x, signs);
+      }
       msrc = &e.src.inner;
     } else {
       const int64_t n = g.N * g.C * g.H * g.W;
