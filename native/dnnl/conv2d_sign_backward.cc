@@ -125,7 +125,8 @@ void SignToBlocked(const ConvGeom& g, const float* x, float* out) {
 }
 
 // d in aBcd{B}b -> out NCHW with out = grad(d, x) (+ add); with `sign`, also SignToBlocked's
-// output there, from the x rows this pass reads anyway (one pass over x instead of two).
+// output there, from the x rows this pass reads anyway (one pass over x instead of two). The
+// layout change goes through B row tiles, so both the blocked reads and writes are contiguous.
 template <int B>
 void UnblockGrad(const ConvGeom& g, const float* d, const float* x, const Grad& gr, const float* add, float* out,
                  float* sign) {
@@ -133,20 +134,24 @@ void UnblockGrad(const ConvGeom& g, const float* d, const float* x, const Grad& 
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < g.N; n++) {
     for (int64_t cb = 0; cb < CB; cb++) {
-      float tile[kTile];
+      alignas(32) float rows[B][kTile];
       const float* ds = d + (n * CB + cb) * S * B;
       const int64_t base = (n * g.C + cb * B) * S;
       for (int64_t s0 = 0; s0 < S; s0 += kTile) {
         const int64_t len = S - s0 < kTile ? S - s0 : kTile;
-        for (int c = 0; c < B; c++) {
-          const float* dc = ds + s0 * B + c;
-          for (int64_t s = 0; s < len; s++) tile[s] = dc[s * B];
-          const int64_t o = base + c * S + s0;
-          GradRow(gr, tile, x + o, add ? add + o : nullptr, out + o, len);
-          if (sign) {
-            SignRow(x + o, tile, len);
-            float* sc = sign + (n * CB + cb) * S * B + s0 * B + c;
-            for (int64_t s = 0; s < len; s++) sc[s * B] = tile[s];
+        const float* db = ds + s0 * B;
+        for (int64_t s = 0; s < len; s++) {
+          for (int j = 0; j < B; j++) rows[j][s] = db[s * B + j];
+        }
+        for (int j = 0; j < B; j++) {
+          const int64_t o = base + j * S + s0;
+          GradRow(gr, rows[j], x + o, add ? add + o : nullptr, out + o, len);
+        }
+        if (sign) {
+          for (int j = 0; j < B; j++) SignRow(x + base + j * S + s0, rows[j], len);
+          float* sb = sign + (n * CB + cb) * S * B + s0 * B;
+          for (int64_t s = 0; s < len; s++) {
+            for (int j = 0; j < B; j++) sb[s * B + j] = rows[j][s];
           }
         }
       }
