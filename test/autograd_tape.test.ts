@@ -2,7 +2,7 @@ import '../src/index.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Tensor } from '../src/core/tensor.js';
-import { backward, fresh, record, withAddend } from '../src/autograd/tape.js';
+import { backward, fresh, mayOverwrite, record, withAddend } from '../src/autograd/tape.js';
 import { add, mul } from '../src/ops/elementwise.js';
 import { sum } from '../src/ops/reduce.js';
 import { customGrad } from '../src/ops/custom.js';
@@ -73,4 +73,43 @@ test('a rule may fold the gradient already summed for an input into its own (wit
   const z = new Tensor(Float32Array.of(1), [1]);
   z.requiresGrad = true;
   assert.throws(() => backward(sum(liar(z))), /liar returned input 0's gradient with an addend, but none was offered/);
+});
+
+test('an array only the tape holds stays writable when a rule hands it on once (mayOverwrite), never when handed on twice', () => {
+  const seen: boolean[] = [];
+  // out = 3·x; records whether the tape let it overwrite the addend it was offered, and uses it.
+  const triple = (t: Tensor) =>
+    record(new Tensor(t.f32().map((e) => 3 * e), t.shape), 'triple', [t], (g, addends) => {
+      const prev = addends[0];
+      if (!prev) return [fresh(new Tensor(g.f32().map((e) => 3 * e), g.shape))];
+      seen.push(mayOverwrite(prev));
+      const gv = g.f32();
+      if (mayOverwrite(prev)) {
+        const pv = prev.f32();
+        for (let i = 0; i < pv.length; i++) pv[i] = Math.fround(3 * gv[i]!) + pv[i]!;
+        return [withAddend(fresh(prev))];
+      }
+      const pv = prev.f32();
+      return [withAddend(fresh(new Tensor(gv.map((e, i) => Math.fround(3 * e) + pv[i]!), g.shape)))];
+    });
+  // passOn(a, r) = 2a + r, r's gradient handed on unchanged (a residual add folded into a node).
+  const passOn = (a: Tensor, r: Tensor) =>
+    record(new Tensor(a.f32().map((e, i) => 2 * e + r.f32()[i]!), a.shape), 'passOn', [a, r], (g) => [fresh(new Tensor(g.f32().map((e) => 2 * e), g.shape)), g]);
+  // src(w) = w, its gradient a fresh copy: from here on the tape alone holds the gradient array.
+  const src = (w: Tensor) => record(w.detach(), 'src', [w], (g) => [fresh(new Tensor(Float32Array.from(g.f32()), g.shape))]);
+  const x = new Tensor(Float32Array.of(1, -2, 3), [3]);
+  x.requiresGrad = true;
+  // r = x·1; w = passOn(triple(r), r): passOn hands its (owned) gradient to r once, so triple may
+  // add into it in place. dw/dr = 2·3 + 1 = 7.
+  let r = mul(x, 1);
+  backward(sum(src(passOn(triple(r), r))));
+  assert.deepEqual(Array.from(x.grad!.f32()), [7, 7, 7]);
+  assert.deepEqual(seen, [true], 'handed on once: writable');
+  // `add` hands its gradient to both inputs: the array is shared, so never writable. d/dr = 3 + 1.
+  seen.length = 0;
+  x.grad = null;
+  r = mul(x, 1);
+  backward(sum(src(add(triple(r), r))));
+  assert.deepEqual(Array.from(x.grad!.f32()), [4, 4, 4]);
+  assert.deepEqual(seen, [false], 'handed on twice: not writable');
 });

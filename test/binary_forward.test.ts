@@ -6,10 +6,11 @@ import { refBackend } from '../src/backends/ref/index.js';
 import { createNativeBackend } from '../src/backends/native/index.js';
 import { manualSeed } from '../src/core/rng.js';
 import { setBackend, Tensor } from '../src/core/tensor.js';
-import { backward } from '../src/autograd/tape.js';
+import { backward, fresh, record } from '../src/autograd/tape.js';
 import { sum } from '../src/ops/reduce.js';
 import { add, mul } from '../src/ops/elementwise.js';
 import { BinaryConv2d, BinaryLinear } from '../src/nn/binary.js';
+import { BatchNorm2d } from '../src/nn/layers.js';
 import type { Module } from '../src/nn/module.js';
 import { assertClose, randTensor } from './util/gradcheck.js';
 
@@ -18,14 +19,23 @@ import { assertClose, randTensor } from './util/gradcheck.js';
 // fl32(s·a_i·count) exactly. Gradients use the same float kernels on the same values.
 setBackend(refBackend);
 
+/** t itself, with a backward that returns a fresh copy of the incoming gradient. */
+function freshGrad(t: Tensor): Tensor {
+  return record(t.detach(), 'freshGrad', [t], (g) => [fresh(new Tensor(Float32Array.from(g.f32()), g.shape))]);
+}
+
 /** The layer's output (plus its input, with `residual`: a shortcut) and gradients for a fixed upstream gradient. */
-function run(layer: Module & { weight: Tensor }, x: Tensor, packed: boolean, residual = false): { y: Float32Array; gx: Float32Array; gw: Float32Array } {
+function run(layer: Module & { weight: Tensor }, x: Tensor, packed: boolean, residual: boolean | BatchNorm2d = false): { y: Float32Array; gx: Float32Array; gw: Float32Array } {
   process.env.ONEBIT_PACKED = packed ? '1' : '0';
   try {
     const xl = new Tensor(Float32Array.from(x.f32()), x.shape);
     xl.requiresGrad = true;
     layer.weight.grad = null;
-    const y = residual ? add(layer.forward(xl), xl) : layer.forward(xl);
+    // With a batch norm: BN(conv(x)) + x, then an op whose gradient is a fresh array (as the next
+    // layer's backward gives in a network), so the gradient the batch norm hands the shortcut is
+    // one only the tape holds.
+    const y = residual instanceof BatchNorm2d ? freshGrad(residual.forwardAdd(layer.forward(xl), xl))
+      : residual ? add(layer.forward(xl), xl) : layer.forward(xl);
     backward(sum(mul(y, randTensor([...y.shape], 7, 0.5, 1.5))));
     return { y: Float32Array.from(y.f32()), gx: xl.grad!.f32(), gw: layer.weight.grad!.f32() };
   } finally {
@@ -80,7 +90,7 @@ test('layers whose values are not exactly ±s take the float path (AdaBin offset
 });
 
 /** Forward and gradients of a layer with the sign quantizer fused into the packed conv or not. */
-function runFused(layer: Module & { weight: Tensor }, x: Tensor, fused: boolean, residual = false) {
+function runFused(layer: Module & { weight: Tensor }, x: Tensor, fused: boolean, residual: boolean | BatchNorm2d = false) {
   process.env.ONEBIT_FUSED_SIGN = fused ? '1' : '0';
   try {
     return run(layer, x, true, residual);
@@ -153,6 +163,20 @@ for (const be of ['ref', 'native'] as const) {
             assert.equal(withAddend, 1, `${JSON.stringify(t)}: the shortcut's gradient was offered and used`);
             const ur = runFused(layer, x, false, true);
             for (const k of ['y', 'gx', 'gw'] as const) assert.deepEqual(Buffer.from(fr[k].buffer), Buffer.from(ur[k].buffer), `${JSON.stringify(t)} ${k} with a shortcut, fused vs unfused`);
+            // The residual block's form, BN(conv(x)) + x: the batch norm hands the shortcut a
+            // gradient array only the tape holds, and the fused backward adds into it in place.
+            const bn = new BatchNorm2d(t.o);
+            let inPlace = 0;
+            be.conv2dBackwardSign = (...a: unknown[]) => (a[8] && inPlace++, orig(...a));
+            let fb: typeof f;
+            try {
+              fb = runFused(layer, x, true, bn);
+            } finally {
+              be.conv2dBackwardSign = orig;
+            }
+            assert.equal(inPlace, 1, `${JSON.stringify(t)}: dx accumulated in place`);
+            const ub = runFused(layer, x, false, bn);
+            for (const k of ['y', 'gx', 'gw'] as const) assert.deepEqual(Buffer.from(fb[k].buffer), Buffer.from(ub[k].buffer), `${JSON.stringify(t)} ${k} with BN + shortcut, fused vs unfused`);
           }
         }
       }

@@ -145,6 +145,12 @@ if (!K || !nativeMatmul) {
         const summed = K.conv2dBackwardSign!(x, xShape, dy, wt, wShape, p, grad, addend);
         assertSame(summed.dx, want.map((v, i) => v + addend[i]!), `conv2dBackwardSign dx + addend (${grad.kind}) ${tag}`);
         assertSame(summed.dw, got.dw, `conv2dBackwardSign dw with an addend ${tag}`);
+        // In place: the addend array receives dx (blocked and generic paths alike).
+        const into = Float32Array.from(addend);
+        const inPlace = K.conv2dBackwardSign!(x, xShape, dy, wt, wShape, p, grad, into, true);
+        assert.equal(inPlace.dx, into, 'in place: dx is the addend array');
+        assertSame(inPlace.dx, summed.dx, `conv2dBackwardSign dx accumulated in place (${grad.kind}) ${tag}`);
+        assertSame(inPlace.dw, got.dw, `conv2dBackwardSign dw, dx in place ${tag}`);
         assertSame(got.dw, K.conv2dBackwardFilter(sx, xShape, dy, yShape, wShape, p), `conv2dBackwardSign dw ${tag}`);
         const rq = R.conv2dBackwardInput(dy, yShape, wt, wShape, xShape, p);
         const rdx = grad.kind === 'clipped_ste' ? clippedSteLoop(rq, x, grad.clip) : approxSignBackwardLoop(rq, x);

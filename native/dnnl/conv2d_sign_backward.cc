@@ -95,8 +95,16 @@ void AddRow(const float* __restrict a, float* __restrict out, int64_t n) {
   for (int64_t i = 0; i < n; i++) out[i] += a[i];
 }
 
-// out = grad(d, x) (+ add when given; out must not alias d, x or add).
+// out = grad(d, x) (+ add when given; out must not alias d or x; add may be out itself: then
+// out += grad, the same bits as float addition commutes). n <= kTile.
 void GradRow(const Grad& gr, const float* d, const float* x, const float* add, float* out, int64_t n) {
+  if (add == out) {
+    float g[kTile];
+    if (gr.mode == 0) SteRow(d, x, g, n, gr.hi, -gr.hi);
+    else ApproxRow(d, x, g, n);
+    AddRow(g, out, n);
+    return;
+  }
   if (gr.mode == 0) SteRow(d, x, out, n, gr.hi, -gr.hi);
   else ApproxRow(d, x, out, n);
   if (add) AddRow(add, out, n);
@@ -203,6 +211,13 @@ std::string DnnlConv2dBackwardSign(const ConvGeom& g, const float* x, const floa
       e->dxBlock = BlockOf(g, pdd.diff_src_desc());
       return e;
     });
+    // dx == dxAddend (accumulate in place): the generic path below writes the data gradient into
+    // dx before adding, so it adds from a copy.
+    std::vector<float> addCopy;
+    if (dxAddend == dx && !e.dxBlock) {
+      addCopy.assign(dx, dx + g.N * g.C * g.H * g.W);
+      dxAddend = addCopy.data();
+    }
     // dL/d sign(x) = conv_backward_data(dy, w), left in the primitive's layout.
     dnnl::memory& mdy = BindInput(e.dyData, dy);
     dnnl::memory& mw = BindInput(e.w, w);

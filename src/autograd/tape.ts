@@ -58,6 +58,18 @@ export function fresh<T extends Tensor | null>(t: T): T {
  */
 const summedArrays = new WeakSet<object>();
 
+/** Addends offered to the running rule whose arrays only the tape holds (`mayOverwrite`). */
+const writableAddends = new WeakSet<object>();
+
+/**
+ * Whether the running rule may write into `addend` (one of its `addends`): true when only the tape
+ * holds that array, so the rule can add its gradient into it in place and return it (marked with
+ * `withAddend` and `fresh`) instead of allocating a new one.
+ */
+export function mayOverwrite(addend: Tensor): boolean {
+  return writableAddends.has(addend.storage);
+}
+
 /**
  * Marks `t`, returned by a rule for input j, as its gradient plus `addends[j]` (added elementwise
  * in float32, in place of the tape's own add: the same bits). The tape then takes `t` as input j's
@@ -119,17 +131,30 @@ export function backward(loss: Tensor, grad?: Tensor): void {
         continue;
       }
       grads.delete(t); // free intermediate gradients early
-      owned.delete(g); // from here on the rule may hand g on (aliased)
+      const gOwned = owned.delete(g); // from here on the rule may hand g on (aliased)
       const inputs = t.node.inputs;
       // What the tape has summed so far for each input, offered to the rule (contiguous only, and
       // not for an input that appears twice: its two gradients would both claim the one sum).
       const addends = inputs.map((inp) => {
         const prev = grads.get(inp);
-        return prev && prev.isContiguous && inputs.indexOf(inp) === inputs.lastIndexOf(inp) ? prev : null;
+        if (!prev || !prev.isContiguous || inputs.indexOf(inp) !== inputs.lastIndexOf(inp)) return null;
+        if (owned.has(prev)) writableAddends.add(prev.storage);
+        return prev;
       });
-      const gin = t.node.backward(g, addends);
+      let gin: readonly (Tensor | null)[];
+      try {
+        gin = t.node.backward(g, addends);
+      } finally {
+        for (const a of addends) if (a) writableAddends.delete(a.storage);
+      }
       const isFresh = gin.map((gi) => !!gi && freshArrays.delete(gi.storage));
       const isSummed = gin.map((gi) => !!gi && summedArrays.delete(gi.storage));
+      if (gOwned) {
+        // An array only the tape held, handed on unchanged to exactly one input (a residual `add`
+        // passing its gradient to the shortcut): still only the tape's.
+        const hits = gin.flatMap((gi, j) => (gi && gi.storage === g.storage ? [j] : []));
+        if (hits.length === 1 && gin[hits[0]!]!.isContiguous) isFresh[hits[0]!] = true;
+      }
       for (let a = 0; a < gin.length; a++) {
         for (let c = a + 1; c < gin.length; c++) {
           if (gin[a] && gin[c] && gin[a]!.storage === gin[c]!.storage) isFresh[a] = isFresh[c] = false;

@@ -63,9 +63,10 @@ export interface Backend {
    * grad(conv2dBackwardInput(dy, w), x), bit-identical to those calls and the gradient kernel.
    * With `dxAddend` (x's length): dx = grad(…) + dxAddend elementwise in float32, in the same pass
    * (the gradient the tape has already summed for x; the same bits as adding it afterwards).
+   * `inPlace` (with dxAddend): dx is accumulated into dxAddend itself, which is returned as dx.
    */
   conv2dBackwardSign?(x: Float32Array, xShape: Shape, dy: Float32Array, w: Float32Array, wShape: Shape, p: Conv2dParams,
-    grad: { kind: 'clipped_ste'; clip: number } | { kind: 'approx_sign' }, dxAddend?: Float32Array | null): { dx: Float32Array; dw: Float32Array };
+    grad: { kind: 'clipped_ste'; clip: number } | { kind: 'approx_sign' }, dxAddend?: Float32Array | null, inPlace?: boolean): { dx: Float32Array; dw: Float32Array };
   /** Optional: a[i] = a[i] + b[i] in place (equal lengths), the same bits as binary('add'). */
   addInPlace?(a: Float32Array, b: Float32Array): void;
   /**

@@ -3,7 +3,7 @@ import type { SignGrad } from '../quantizers/quantizer.js';
 import { approxSignBackwardLoop, clippedSteLoop } from '../backends/ref/elementwise.js';
 import { debugLog } from '../core/debug.js';
 import { backend, type Tensor, wrap } from '../core/tensor.js';
-import { fresh, needsGrad, record, withAddend } from '../autograd/tape.js';
+import { fresh, mayOverwrite, needsGrad, record, withAddend } from '../autograd/tape.js';
 import { conv2dGeometry, type Conv2dOpts } from './conv.js';
 
 /**
@@ -167,9 +167,10 @@ export function packedSignConv2d(x: Tensor, wq: Tensor, opts: Conv2dOpts, padVal
   return record(wrap(y, yShape), 'signBinaryConv2d', [x, wq], (g, addends) => {
     const gd = g.f32();
     if (b.conv2dBackwardSign && fusedSignBackwardEnabled() && padValue === 0 && p.groups === 1 && needsGrad(x) && needsGrad(wq)) {
-      // x's gradient so far (e.g. a residual shortcut's) is added in the same pass when offered.
+      // x's gradient so far (e.g. a residual shortcut's) is added in the same pass when offered,
+      // into that very array when only the tape holds it (no new array per layer).
       const prev = addends[0];
-      const r = b.conv2dBackwardSign(xd, x.shape, gd, wd, wq.shape, p, grad, prev ? prev.f32() : null);
+      const r = b.conv2dBackwardSign(xd, x.shape, gd, wd, wq.shape, p, grad, prev ? prev.f32() : null, !!prev && mayOverwrite(prev));
       const dx = fresh(wrap(r.dx, x.shape));
       return [prev ? withAddend(dx) : dx, fresh(wrap(r.dw, wq.shape))];
     }

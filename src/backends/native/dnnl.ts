@@ -130,9 +130,9 @@ function create(k: DnnlAddon, nativeMatmul: Backend['matmul']): DnnlKernels {
       k.conv2dBackwardInput(dx, dy, w, ...args);
       return dx;
     },
-    conv2dBackwardSign(x, xShape, dy, w, wShape, p, grad, dxAddend) {
+    conv2dBackwardSign(x, xShape, dy, w, wShape, p, grad, dxAddend, inPlace) {
       const { args } = convDims(xShape, wShape, p);
-      const dx = outputF32(x.length), dw = outputF32(w.length);
+      const dx = inPlace && dxAddend ? dxAddend : outputF32(x.length), dw = outputF32(w.length);
       k.conv2dBackwardSign(dx, dw, x, dy, w, grad.kind === 'clipped_ste' ? 0 : 1, grad.kind === 'clipped_ste' ? grad.clip : 0, ...args, dxAddend ?? null);
       return { dx, dw };
     },
