@@ -6,6 +6,9 @@ import { OnebitError } from '../src/core/errors.js';
 import { Rng } from '../src/core/rng.js';
 import { backend, tensor, Tensor } from '../src/core/tensor.js';
 import { avgPool2d, globalAvgPool2d, maxPool2d } from '../src/ops/pool.js';
+import { mean, sum } from '../src/ops/reduce.js';
+import { mul } from '../src/ops/elementwise.js';
+import { backward } from '../src/autograd/tape.js';
 import { assertClose, gradcheck, randTensor } from './util/gradcheck.js';
 
 /** Distinct values 0.1 apart in shuffled order, so a ±eps perturbation never changes an argmax. */
@@ -150,4 +153,31 @@ test('pooling rejects bad input with clear messages', () => {
   throwsWith(() => maxPool2d(randTensor([1, 1, 4, 4], 1), 2, [1, 0]), /maxPool2d: expected stride as a positive integer/);
   throwsWith(() => avgPool2d(randTensor([1, 1, 4, 4], 1), 2.5), /avgPool2d: expected kernel/);
   throwsWith(() => globalAvgPool2d(randTensor([1, 1, 0, 4], 1)), /globalAvgPool2d: expected a non-empty spatial size/);
+});
+
+test('mean / global average pool gradient: exactly fround(g / count) spread over the reduced axes (trailing and not)', () => {
+  const cases: [number[], number[]][] = [[[2, 3, 4, 5], [2, 3]], [[2, 3, 4, 5], [1]], [[3, 1, 2], [2]], [[2, 3, 4], [0, 2]], [[4, 6], [0, 1]]];
+  for (const [shape, axes] of cases) {
+    const x = randTensor(shape, 11);
+    x.requiresGrad = true;
+    const m = mean(x, axes, true);
+    const g = randTensor([...m.shape], 12);
+    backward(sum(mul(m, g)));
+    const count = axes.reduce((n, a) => n * shape[a]!, 1);
+    const strides = shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
+    const keptStrides = m.shape.map((_, i) => m.shape.slice(i + 1).reduce((a, b) => a * b, 1));
+    const gv = g.f32(), dx = x.grad!.f32();
+    for (let i = 0; i < dx.length; i++) {
+      let k = 0;
+      shape.forEach((_, d) => {
+        const idx = Math.floor(i / strides[d]!) % shape[d]!;
+        if (!axes.includes(d)) k += idx * keptStrides[d]!;
+      });
+      assert.equal(dx[i], Math.fround(gv[k]! / count), `mean over ${axes} of [${shape}] at ${i}`);
+    }
+  }
+  const x = randTensor([2, 3, 4, 4], 13);
+  x.requiresGrad = true;
+  backward(sum(globalAvgPool2d(x)));
+  assert.ok(x.grad!.f32().every((v) => v === Math.fround(1 / 16)));
 });

@@ -13,10 +13,31 @@ function dropShape(shape: readonly number[], axes: readonly number[]): number[] 
   return shape.filter((_, i) => !axes.includes(i));
 }
 
-/** Broadcast g (shape `kept`) back to `shape`. */
-function expand(g: Tensor, kept: readonly number[], shape: readonly number[]): Tensor {
+/**
+ * When the reduced axes (size 1 in `kept`) are exactly the trailing ones of `shape`, the number of
+ * elements each kept value spreads over (e.g. H·W for a mean over [2, 3] of NCHW); else 0.
+ */
+function trailingSpread(kept: readonly number[], shape: readonly number[]): number {
+  let k = shape.length;
+  while (k > 0 && kept[k - 1] === 1) k--;
+  for (let i = 0; i < k; i++) if (kept[i] !== shape[i]) return 0;
+  return sizeOf(shape.slice(k));
+}
+
+/** Broadcast g (shape `kept`) back to `shape`, each value mapped through f (default: as is). */
+function expand(g: Tensor, kept: readonly number[], shape: readonly number[], f?: (v: number) => number): Tensor {
+  const gv = g.f32();
+  const spread = trailingSpread(kept, shape);
+  if (spread > 0) {
+    // One fill per kept value (a global average pool's gradient: no ones array, no broadcast mul).
+    const out = new Float32Array(sizeOf(shape));
+    for (let i = 0; i < gv.length; i++) out.fill(f ? f(gv[i]!) : gv[i]!, i * spread, (i + 1) * spread);
+    return wrap(out, shape);
+  }
   const ones = new Float32Array(sizeOf(shape)).fill(1);
-  return wrap(backend().binary('mul', ones, shape, g.f32(), kept, shape), shape);
+  const e = backend().binary('mul', ones, shape, gv, kept, shape);
+  if (f) for (let i = 0; i < e.length; i++) e[i] = f(e[i]!);
+  return wrap(e, shape);
 }
 
 export function sum(x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor {
@@ -36,11 +57,8 @@ export function mean(x: Tensor, axes?: number | readonly number[], keepDims = fa
   const s = backend().sum(x.f32('mean'), x.shape, ax);
   for (let i = 0; i < s.length; i++) s[i]! /= count;
   const y = wrap(s, outShape);
-  return record(y, 'mean', [x], (g) => {
-    const e = expand(g, kept, x.shape).f32();
-    for (let i = 0; i < e.length; i++) e[i]! /= count;
-    return [wrap(e, x.shape)];
-  });
+  // Each gradient element is fround(g / count), as 1·g is exact.
+  return record(y, 'mean', [x], (g) => [expand(g, kept, x.shape, (v) => v / count)]);
 }
 
 /** Max along one axis; the gradient goes to the (first) arg-max. */
