@@ -148,35 +148,28 @@ for (const be of ['ref', 'native'] as const) {
             assert.deepEqual(Buffer.from(s[k].buffer), Buffer.from(u[k].buffer), `${JSON.stringify(t)} ${k} separate kernels vs unfused`);
           }
           if (t.c === t.o && t.stride === 1) {
+            // Fused (counting the one-call backwards whose argument `arg` is set) vs unfused, bit for bit.
+            const be = native as unknown as { conv2dBackwardSign: (...a: unknown[]) => unknown };
+            const compare = (residual: true | BatchNorm2d, arg: number, what: string) => {
+              const orig = be.conv2dBackwardSign;
+              let used = 0;
+              be.conv2dBackwardSign = (...a: unknown[]) => (a[arg] && used++, orig(...a));
+              let fr: typeof f;
+              try {
+                fr = runFused(layer, x, true, residual);
+              } finally {
+                be.conv2dBackwardSign = orig;
+              }
+              assert.equal(used, 1, `${JSON.stringify(t)}: ${what}`);
+              const ur = runFused(layer, x, false, residual);
+              for (const k of ['y', 'gx', 'gw'] as const) assert.deepEqual(Buffer.from(fr[k].buffer), Buffer.from(ur[k].buffer), `${JSON.stringify(t)} ${k}: ${what}, fused vs unfused`);
+            };
             // A shortcut around the layer (y = conv(x) + x): the tape offers the shortcut's gradient
             // to the fused backward, which adds it in its own pass; the same bits as the tape's add.
-            const be = native as unknown as { conv2dBackwardSign: (...a: unknown[]) => unknown };
-            const orig = be.conv2dBackwardSign;
-            let withAddend = 0;
-            be.conv2dBackwardSign = (...a: unknown[]) => (a[7] && withAddend++, orig(...a));
-            let fr: typeof f;
-            try {
-              fr = runFused(layer, x, true, true);
-            } finally {
-              be.conv2dBackwardSign = orig;
-            }
-            assert.equal(withAddend, 1, `${JSON.stringify(t)}: the shortcut's gradient was offered and used`);
-            const ur = runFused(layer, x, false, true);
-            for (const k of ['y', 'gx', 'gw'] as const) assert.deepEqual(Buffer.from(fr[k].buffer), Buffer.from(ur[k].buffer), `${JSON.stringify(t)} ${k} with a shortcut, fused vs unfused`);
+            compare(true, 7, "the shortcut's gradient offered and used");
             // The residual block's form, BN(conv(x)) + x: the batch norm hands the shortcut a
             // gradient array only the tape holds, and the fused backward adds into it in place.
-            const bn = new BatchNorm2d(t.o);
-            let inPlace = 0;
-            be.conv2dBackwardSign = (...a: unknown[]) => (a[8] && inPlace++, orig(...a));
-            let fb: typeof f;
-            try {
-              fb = runFused(layer, x, true, bn);
-            } finally {
-              be.conv2dBackwardSign = orig;
-            }
-            assert.equal(inPlace, 1, `${JSON.stringify(t)}: dx accumulated in place`);
-            const ub = runFused(layer, x, false, bn);
-            for (const k of ['y', 'gx', 'gw'] as const) assert.deepEqual(Buffer.from(fb[k].buffer), Buffer.from(ub[k].buffer), `${JSON.stringify(t)} ${k} with BN + shortcut, fused vs unfused`);
+            compare(new BatchNorm2d(t.o), 8, 'dx accumulated in place (BN + shortcut)');
           }
         }
       }
