@@ -10,8 +10,9 @@
 //   binaryIsas(): string[], the variants this CPU can run (ref first)
 //   binaryConv2d(out: Float32Array[N·Cout·Ho·Wo], x: Float32Array[N·C·H·W], w: Float32Array[Cout·Cg·kh·kw],
 //       geom: Int32Array [N, C, H, W, Cout, Cg, kh, kw, strideH, strideW, padH, padW, dilH, dilW, groups],
-//       padValue: number[, scale: Float32Array[Cout] | null]): with scale, out[n, co] = conv · scale[co]
-//       (rounded once; the packed training forward's per-channel weight scale)
+//       padValue: number[, scale: Float32Array[Cout] | null[, checkNaN: boolean]]): with scale, out[n, co] =
+//       conv · scale[co] (rounded once; the packed training forward's per-channel weight scale); with
+//       checkNaN true it returns whether x holds a NaN (then out is unspecified), found while packing
 //   binaryConv2dPrepare(w, geom, padValue) → { rows, corr, hasBorder }: weights packed once
 //   binaryConv2dRun(out, x, rows, corr, hasBorder, geom, scale | null, bias | null, thr | null): prepared
 //       conv on the bits of sign(x − thr[c]) (sign(x) without thr), then out = out·scale[co] + bias[co]
@@ -156,8 +157,11 @@ Napi::Value BinaryConv2dBinding(const Napi::CallbackInfo& info) {
     size_t ns;
     if (!GetArray(info, 5, napi_float32_array, scale, ns) || !Length(info, op, "scale", ns, g.Cout)) return info.Env().Undefined();
   }
-  const std::string status = BinaryConv2d(x, w, g, padValue, out, scale);
-  return status.empty() ? info.Env().Undefined() : Fail(info.Env(), status);
+  const bool checkNaN = info.Length() > 6 && info[6].IsBoolean() && info[6].As<Napi::Boolean>().Value();
+  int sawNaN = 0;
+  const std::string status = BinaryConv2d(x, w, g, padValue, out, scale, checkNaN ? &sawNaN : nullptr);
+  if (!status.empty()) return Fail(info.Env(), status);
+  return checkNaN ? Napi::Boolean::New(info.Env(), sawNaN != 0) : info.Env().Undefined();
 }
 
 // binaryConv2dPrepare(w, geom, padValue) → { rows: Uint32Array, corr: Float32Array (empty: none),

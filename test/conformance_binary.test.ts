@@ -238,6 +238,30 @@ test('native binaryConv2dScaled == binaryConv2d then fround(y · scale[co]) (sca
     /binaryConv2dScaled: expected \d+ scales \(one per output channel\), but got \d+\./);
 });
 
+test('native binaryConv2dScaledIfFinite: null exactly when x holds a NaN (found while packing, any position), else binaryConv2dScaled', { skip }, () => {
+  const cases = convCases().filter((_, i) => i % 4 === 0);
+  cases.push({ N: 16, C: 64, H: 8, W: 8, Cout: 64, k: 3, stride: 1, pad: 1, padValue: 0, groups: 1, dilation: 1 });
+  cases.push({ N: 8, C: 16, H: 32, W: 32, Cout: 16, k: 3, stride: 1, pad: 1, padValue: 0, groups: 1, dilation: 1 });
+  cases.forEach((c, i) => {
+    const { x, w } = convInputs(c, 800 + 2 * i);
+    const xShape = [c.N, c.C, c.H, c.W], wShape = [c.Cout, c.C / c.groups, c.k, c.k];
+    const scale = Float32Array.from({ length: c.Cout }, (_, j) => 0.5 + j / 7);
+    x[0] = Infinity; // ±Infinity are signs like any other value
+    x[x.length - 1] = -Infinity;
+    const withInf = binaryKernels!.binaryConv2dScaled!(x, xShape, w, wShape, params(c), c.padValue, scale);
+    assert.deepEqual(binaryKernels!.binaryConv2dScaledIfFinite!(x, xShape, w, wShape, params(c), c.padValue, scale), withInf, `${name(c)} finite`);
+    // A NaN at the first and last element, in the last channel of the first plane word, in a
+    // later word's channel, and at the last pixel of a plane (the packing's scalar tail).
+    const HW = c.H * c.W;
+    const spots = [0, x.length - 1, (c.C - 1) * HW + Math.floor(HW / 2), Math.min(c.C - 1, 32) * HW + 3, HW - 1, (c.N - 1) * c.C * HW + 7];
+    for (const at of spots) {
+      const xn = Float32Array.from(x);
+      xn[at] = at % 2 ? NaN : -NaN;
+      assert.equal(binaryKernels!.binaryConv2dScaledIfFinite!(xn, xShape, w, wShape, params(c), c.padValue, scale), null, `${name(c)} NaN at ${at}`);
+    }
+  });
+});
+
 test('native binaryConv2d == ref under every other ISA variant (ONEBIT_ISA, child process)', { skip }, (t) => {
   const others = addon!.binaryIsas().filter((isa) => isa !== addon!.info().isa);
   if (!others.length) {

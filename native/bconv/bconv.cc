@@ -41,23 +41,31 @@ const float kZeroThr[32] = {};
 // Plane words for pixels [p0, p1) of one plane word (channels c0 .. c0+nj−1, nj ≤ 32, read from
 // xc = x + c0·HW with channel stride HW): word(p) bit j = xc[j·HW + p] < thr[j] (thr = zeros for
 // plain signs; ordered compare: −0 and NaN give 0). dst = the plane's interior origin (row stride
-// Wp); pixel p = h·W + w goes to dst[h·Wp + w].
+// Wp); pixel p = h·W + w goes to dst[h·Wp + w]. With NaNs = true, *nan is set to 1 when one of
+// the values read is NaN (a sign the bits cannot carry), in the same pass.
+template <bool NaNs>
 void PackScalar(const float* xc, int64_t HW, int nj, const float* thr, int64_t p0, int64_t p1, int64_t W, int64_t Wp,
-                uint32_t* dst) {
+                uint32_t* dst, int* nan) {
+  bool seen = false;
   for (int64_t p = p0; p < p1; p++) {
     uint32_t word = 0;
-    for (int j = nj - 1; j >= 0; j--) word = (word << 1) | (xc[j * HW + p] < thr[j] ? 1u : 0u);
+    for (int j = nj - 1; j >= 0; j--) {
+      const float v = xc[j * HW + p];
+      if (NaNs) seen |= v != v;
+      word = (word << 1) | (v < thr[j] ? 1u : 0u);
+    }
     dst[(p / W) * Wp + p % W] = word;
   }
+  if (NaNs && seen) *nan = 1;
 }
 
 // 8·V pixels from p: V vectors of 8 words, each written to its row (or word by word when its 8
 // pixels span rows). Wide blocks read each channel's 32·V contiguous bytes per visit: the
 // channels are HW floats apart (often a multiple of 4 KiB), so 32 narrow streams thrash L1.
-template <int V, int PF>
+template <int V, int PF, bool NaNs>
 __attribute__((target("avx2"), always_inline)) inline void PackBlockAvx2(const float* xc, int64_t HW, int nj,
                                                                          const float* thr, int64_t p, int64_t W,
-                                                                         int64_t Wp, uint32_t* dst) {
+                                                                         int64_t Wp, uint32_t* dst, __m256& nanAcc) {
   __m256i acc[V];
 #pragma GCC unroll 8
   for (int k = 0; k < V; k++) acc[k] = _mm256_setzero_si256();
@@ -70,7 +78,9 @@ __attribute__((target("avx2"), always_inline)) inline void PackBlockAvx2(const f
     const __m256 t = _mm256_broadcast_ss(thr + j);
 #pragma GCC unroll 8
     for (int k = 0; k < V; k++) {
-      const __m256i m = _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(s + 8 * k), t, _CMP_LT_OQ));
+      const __m256 v = _mm256_loadu_ps(s + 8 * k);
+      if (NaNs) nanAcc = _mm256_or_ps(nanAcc, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+      const __m256i m = _mm256_castps_si256(_mm256_cmp_ps(v, t, _CMP_LT_OQ));
       acc[k] = _mm256_sub_epi32(_mm256_add_epi32(acc[k], acc[k]), m);  // 2a + 1 where the mask is −1
     }
   }
@@ -94,20 +104,24 @@ __attribute__((target("avx2"), always_inline)) inline void PackBlockAvx2(const f
 // prefetch: read the next block's lines early (inputs larger than L2: they come from L3 or memory,
 // and 32 interleaved short streams defeat the hardware prefetcher; measured 10-25 % faster there,
 // ~10 % slower on L2-resident inputs, so off for those).
-template <int PF>
+template <int PF, bool NaNs>
 __attribute__((target("avx2"))) void PackAvx2(const float* xc, int64_t HW, int nj, const float* thr, int64_t p0,
-                                              int64_t p1, int64_t W, int64_t Wp, uint32_t* dst) {
+                                              int64_t p1, int64_t W, int64_t Wp, uint32_t* dst, int* nan) {
+  __m256 nanAcc = _mm256_setzero_ps();
   int64_t p = p0;
-  for (; p + 64 <= p1; p += 64) PackBlockAvx2<8, PF>(xc, HW, nj, thr, p, W, Wp, dst);
-  for (; p + 8 <= p1; p += 8) PackBlockAvx2<1, 0>(xc, HW, nj, thr, p, W, Wp, dst);
-  if (p < p1) PackScalar(xc, HW, nj, thr, p, p1, W, Wp, dst);
+  for (; p + 64 <= p1; p += 64) PackBlockAvx2<8, PF, NaNs>(xc, HW, nj, thr, p, W, Wp, dst, nanAcc);
+  for (; p + 8 <= p1; p += 8) PackBlockAvx2<1, 0, NaNs>(xc, HW, nj, thr, p, W, Wp, dst, nanAcc);
+  if (p < p1) PackScalar<NaNs>(xc, HW, nj, thr, p, p1, W, Wp, dst, nan);
+  if (NaNs && _mm256_movemask_ps(nanAcc)) *nan = 1;
 }
 
-using PackFn = void (*)(const float*, int64_t, int, const float*, int64_t, int64_t, int64_t, int64_t, uint32_t*);
-// Both exact (the same bits); `large`: the input is larger than L2.
-PackFn SelectedPack(bool large) {
+using PackFn = void (*)(const float*, int64_t, int, const float*, int64_t, int64_t, int64_t, int64_t, uint32_t*, int*);
+// All exact (the same bits); `large`: the input is larger than L2; `nans`: also report NaN inputs.
+PackFn SelectedPack(bool large, bool nans) {
   static const bool avx2 = __builtin_cpu_supports("avx2");
-  return !avx2 ? PackScalar : large ? PackAvx2<1> : PackAvx2<0>;
+  if (!avx2) return nans ? PackScalar<true> : PackScalar<false>;
+  if (nans) return large ? PackAvx2<1, true> : PackAvx2<0, true>;
+  return large ? PackAvx2<1, false> : PackAvx2<0, false>;
 }
 
 // Steps 1 and 4 (set-up) above: the weights in the selected variant's row layout, and the border
@@ -206,10 +220,13 @@ std::string MakeTables(const BinaryConvGeom& g, const BgemmVariant& v, const uin
 
 // Steps 2 and 3 above for a batch of N: xb holds N·groups·Cw planes whose borders are zero (their
 // interiors are overwritten here); the input's bits are sign(x − thr[c]) when thr is given (a
-// learnable activation threshold folded in); then y = y·scale[co] + bias[co] when given.
+// learnable activation threshold folded in); then y = y·scale[co] + bias[co] when given. With
+// sawNaN: the packing also looks for NaN in x, and when it finds one sets *sawNaN = 1 and skips the
+// GEMM (y is left unspecified: the caller takes its float path); else *sawNaN = 0.
 std::string Execute(const float* x, int64_t N, const uint32_t* rows, const float* corr, const BinaryConvGeom& g,
                     const BinaryConvTables& t, uint32_t* xb, const float* scale, const float* bias, const float* thr,
-                    float* y, const BinaryConvAct* act = nullptr) {
+                    float* y, const BinaryConvAct* act = nullptr, int* sawNaN = nullptr) {
+  if (sawNaN) *sawNaN = 0;
   if (N == 0 || g.Cout == 0) return "";
   const BgemmVariant& v = BgemmSelected();
   const int lanes = v.lanes;
@@ -237,7 +254,8 @@ std::string Execute(const float* x, int64_t N, const uint32_t* rows, const float
   pchunk = (pchunk + 63) / 64 * 64;  // whole 64-pixel blocks (PackAvx2)
   pchunks = (HW + pchunk - 1) / pchunk;
   const int64_t packUnits = images * t.Cw * pchunks;
-  const PackFn pack = SelectedPack(images * g.Cg * HW * 4 > (int64_t{1} << 20));
+  const PackFn pack = SelectedPack(images * g.Cg * HW * 4 > (int64_t{1} << 20), sawNaN != nullptr);
+  int nanAny = 0;
 
   const int64_t slice = (t.Kw * lanes * v.split + 15) / 16 * 16;
   AlignedWords scratch(threads * slice);
@@ -245,20 +263,22 @@ std::string Execute(const float* x, int64_t N, const uint32_t* rows, const float
   const int64_t grain = std::max<int64_t>(1, items / (int64_t{8} * threads));
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) reduction(| : nanAny)
     for (int64_t u = 0; u < packUnits; u++) {
       const int64_t pc = u % pchunks, rest = u / pchunks, cw = rest % t.Cw, ng = rest / t.Cw;
       const int64_t n = ng / g.groups, gr = ng % g.groups, c0 = gr * g.Cg + cw * 32;
       const int nj = static_cast<int>(std::min<int64_t>(32, g.Cg - cw * 32));
       const int64_t p0 = pc * pchunk, p1 = std::min(HW, p0 + pchunk);
+      int nan = 0;
       pack(x + (n * g.C + c0) * HW, HW, nj, thr ? thr + c0 : kZeroThr, p0, p1, g.W, t.Wp,
-           xb + (ng * t.Cw + cw) * t.plane + g.ph * t.Wp + g.pw);
+           xb + (ng * t.Cw + cw) * t.plane + g.ph * t.Wp + g.pw, &nan);
+      nanAny |= nan;
     }
-    // (implicit barrier: every plane is complete)
+    // (implicit barrier: every plane is complete, nanAny reduced; the same value in every thread)
     uint32_t* panel = scratch.data() + omp_get_thread_num() * slice;
     int64_t gathered = -1;
 #pragma omp for schedule(dynamic, grain) nowait
-    for (int64_t it = 0; it < items; it++) {
+    for (int64_t it = 0; it < (nanAny ? 0 : items); it++) {
       const int64_t chunk = it % chunks, pi = it / chunks, ng = pi / panels, pn = pi % panels;
       const int64_t n = ng / g.groups, gr = ng % g.groups, p0 = pn * lanes;
       const int nl = static_cast<int>(std::min<int64_t>(lanes, P - p0));
@@ -281,18 +301,19 @@ std::string Execute(const float* x, int64_t N, const uint32_t* rows, const float
       v.block(rows + co * lda, lda, mr, panel, static_cast<int>(t.Kw), static_cast<int>(t.K), out, nl);
     }
   }
+  if (sawNaN) *sawNaN = nanAny;
   return "";
 }
 
 // One run without a plan: the tables and zero-bordered planes made for this call.
 std::string Run(const float* x, const uint32_t* rows, const float* corr, const uint8_t* hasBorder, const BinaryConvGeom& g,
-                const float* scale, const float* bias, float* y, const float* thr = nullptr) {
+                const float* scale, const float* bias, float* y, const float* thr = nullptr, int* sawNaN = nullptr) {
   BinaryConvTables t;
   const std::string status = MakeTables(g, BgemmSelected(), corr ? hasBorder : nullptr, t);
   if (!status.empty()) return status;
   if (g.N == 0 || g.Cout == 0) return "";
   std::vector<uint32_t> xb(g.N * g.groups * t.Cw * t.plane, 0u);
-  return Execute(x, g.N, rows, corr, g, t, xb.data(), scale, bias, thr, y);
+  return Execute(x, g.N, rows, corr, g, t, xb.data(), scale, bias, thr, y, nullptr, sawNaN);
 }
 
 }  // namespace
@@ -324,12 +345,14 @@ std::string RunBinaryConv2dRaw(const float* x, const uint32_t* rows, const float
 }
 
 std::string BinaryConv2d(const float* x, const float* w, const BinaryConvGeom& g, double padValue, float* y,
-                         const float* scale) {
+                         const float* scale, int* sawNaN) {
+  if (sawNaN) *sawNaN = 0;
   try {
     PreparedBinaryConv prep;
     const std::string status = Prepare(w, g, padValue, prep);
     if (!status.empty()) return status;
-    return Run(x, prep.rows.data(), prep.corr.empty() ? nullptr : prep.corr.data(), prep.hasBorder.data(), g, scale, nullptr, y);
+    return Run(x, prep.rows.data(), prep.corr.empty() ? nullptr : prep.corr.data(), prep.hasBorder.data(), g, scale, nullptr, y,
+               nullptr, sawNaN);
   } catch (const std::bad_alloc&) {  // the std::vector work buffers; nothing else throws
     return "binaryConv2d: out of memory for the packed buffers";
   }

@@ -25,9 +25,11 @@ inline int64_t BinaryConvWo(const BinaryConvGeom& g) { return BinaryConvOut(g.W,
 // Returns "" or an error message (never throws). y must hold N·Cout·Ho·Wo floats. padValue is
 // exact for 0 and ±1 (the contract's values); any other value is applied as the same formula.
 // scale (Cout floats, may be null): y[n, co, :] = fl32(conv · scale[co]), applied in the GEMM
-// epilogue (the same bits as the unscaled conv followed by that multiply).
+// epilogue (the same bits as the unscaled conv followed by that multiply). With sawNaN: the bit
+// packing also checks x for NaN (no extra pass); on one, *sawNaN = 1 and y is left unspecified
+// (the GEMM is skipped), else 0.
 std::string BinaryConv2d(const float* x, const float* w, const BinaryConvGeom& g, double padValue, float* y,
-                         const float* scale = nullptr);
+                         const float* scale = nullptr, int* sawNaN = nullptr);
 
 // Weights packed once for repeated forward passes (inference): rows in the selected GEMM variant's
 // layout, and the border corrections for the geometry's H×W (corr empty when none are needed).

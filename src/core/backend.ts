@@ -154,6 +154,12 @@ export interface Backend {
    * same bits as binaryConv2d followed by that multiply, without the extra pass over y.
    */
   binaryConv2dScaled?(x: Float32Array, xShape: Shape, w: Float32Array, wShape: Shape, p: Conv2dParams, padValue: number, scale: Float32Array): Float32Array;
+  /**
+   * Optional: binaryConv2dScaled with the fused sign conv's NaN guard folded into its bit packing
+   * (no separate pass over x): null when x holds a NaN (1-bit packing cannot carry sign(NaN) = NaN;
+   * the caller then takes its float path), else the same array binaryConv2dScaled returns.
+   */
+  binaryConv2dScaledIfFinite?(x: Float32Array, xShape: Shape, w: Float32Array, wShape: Shape, p: Conv2dParams, padValue: number, scale: Float32Array): Float32Array | null;
 
   /** Sign bits packed 32 per word, bit 1 = negative (x < 0), bit order LSB first. Used by flip metrics. */
   packSigns(x: Float32Array): Uint32Array;

@@ -67,11 +67,16 @@ export function channelScales(w: Float32Array, channels: number): Float32Array |
 /**
  * y = binaryConv2d(x, w) with channel co's plane multiplied by f_co = fround(s·a_co), each product
  * rounded to float32: in the conv's epilogue when the backend has binaryConv2dScaled, else the conv
- * and then the backend's scaleChannels (or this loop, which gives the same bits).
+ * and then the backend's scaleChannels (or this loop, which gives the same bits). With `ifFinite`,
+ * null when x holds a NaN (checked while packing where the backend can, else by a pass first).
  */
-function scaledBinaryConv2d(b: Backend, xd: Float32Array, xShape: Shape, wd: Float32Array, wShape: Shape, p: Conv2dParams, padValue: number, yShape: Shape, s: number, a: Float32Array): Float32Array {
+function scaledBinaryConv2d(b: Backend, xd: Float32Array, xShape: Shape, wd: Float32Array, wShape: Shape, p: Conv2dParams, padValue: number, yShape: Shape, s: number, a: Float32Array, ifFinite: true): Float32Array | null;
+function scaledBinaryConv2d(b: Backend, xd: Float32Array, xShape: Shape, wd: Float32Array, wShape: Shape, p: Conv2dParams, padValue: number, yShape: Shape, s: number, a: Float32Array): Float32Array;
+function scaledBinaryConv2d(b: Backend, xd: Float32Array, xShape: Shape, wd: Float32Array, wShape: Shape, p: Conv2dParams, padValue: number, yShape: Shape, s: number, a: Float32Array, ifFinite = false): Float32Array | null {
   const c = a.length, f = new Float32Array(c);
   for (let ch = 0; ch < c; ch++) f[ch] = s * a[ch]!;
+  if (ifFinite && b.binaryConv2dScaledIfFinite) return b.binaryConv2dScaledIfFinite(xd, xShape, wd, wShape, p, padValue, f);
+  if (ifFinite && (b.hasNaN ? b.hasNaN(xd) : xd.some(Number.isNaN))) return null;
   if (b.binaryConv2dScaled) return b.binaryConv2dScaled(xd, xShape, wd, wShape, p, padValue, f);
   const y = b.binaryConv2d(xd, xShape, wd, wShape, p, padValue);
   const n = yShape[0]!, plane = yShape[2]! * yShape[3]!;
@@ -159,11 +164,11 @@ export function packedSignConv2d(x: Tensor, wq: Tensor, opts: Conv2dOpts, padVal
     return null;
   }
   const b = backend();
-  if (b.hasNaN ? b.hasNaN(xd) : xd.some(Number.isNaN)) {
+  const y = scaledBinaryConv2d(b, xd, x.shape, wd, wq.shape, p, padValue, yShape, 1, a, true);
+  if (y === null) {
     debugLog(`binary conv ${x.shape.join('x')}: NaN in the input; float forward`);
     return null;
   }
-  const y = scaledBinaryConv2d(b, xd, x.shape, wd, wq.shape, p, padValue, yShape, 1, a);
   return record(wrap(y, yShape), 'signBinaryConv2d', [x, wq], (g, addends) => {
     const gd = g.f32();
     if (b.conv2dBackwardSign && fusedSignBackwardEnabled() && padValue === 0 && p.groups === 1 && needsGrad(x) && needsGrad(wq)) {

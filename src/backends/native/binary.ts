@@ -21,7 +21,8 @@ export interface BinaryAddon extends NativeAddon {
   /** The variants this CPU can run, ref first. */
   binaryIsas(): BinaryIsa[];
   /** geom = [N, C, H, W, Cout, Cg, kh, kw, strideH, strideW, padH, padW, dilH, dilW, groups]. */
-  binaryConv2d(out: Float32Array, x: Float32Array, w: Float32Array, geom: Int32Array, padValue: number, scale?: Float32Array | null): void;
+  /** Returns whether x holds a NaN when checkNaN is true (out then unspecified). */
+  binaryConv2d(out: Float32Array, x: Float32Array, w: Float32Array, geom: Int32Array, padValue: number, scale?: Float32Array | null, checkNaN?: boolean): boolean | undefined;
   /** Weights packed once (inference); N in geom is ignored. corr is empty when no border correction is needed. */
   binaryConv2dPrepare?(w: Float32Array, geom: Int32Array, padValue: number): { rows: Uint32Array; corr: Float32Array; hasBorder: Uint8Array };
   /** binaryConv2d with prepared weights, then out = out·scale[co] + bias[co] (either may be null). */
@@ -66,9 +67,10 @@ export function binaryAddon(): BinaryAddon | null {
 
 const words = (k: number): number => Math.ceil(k / 32);
 
-function make(addon: BinaryAddon): Pick<Backend, 'bitpack' | 'binaryMatmul' | 'binaryConv2d' | 'binaryConv2dScaled'> {
-  // binaryConv2d, with an optional per-output-channel factor applied in the GEMM epilogue.
-  const conv = (x: Float32Array, xShape: Shape, w: Float32Array, wShape: Shape, p: Conv2dParams, padValue: number, scale: Float32Array | null): Float32Array => {
+function make(addon: BinaryAddon): Pick<Backend, 'bitpack' | 'binaryMatmul' | 'binaryConv2d' | 'binaryConv2dScaled' | 'binaryConv2dScaledIfFinite'> {
+  // binaryConv2d, with an optional per-output-channel factor applied in the GEMM epilogue; with
+  // checkNaN, null when x holds a NaN (found while packing).
+  const conv = (x: Float32Array, xShape: Shape, w: Float32Array, wShape: Shape, p: Conv2dParams, padValue: number, scale: Float32Array | null, checkNaN = false): Float32Array | null => {
     const [N, C, H, W] = xShape as [number, number, number, number];
     const [Cout, Cg, kh, kw] = wShape as [number, number, number, number];
     const [sh, sw] = p.stride, [ph, pw] = p.padding, [dh, dw] = p.dilation;
@@ -76,8 +78,11 @@ function make(addon: BinaryAddon): Pick<Backend, 'bitpack' | 'binaryMatmul' | 'b
     const Wo = Math.floor((W + 2 * pw - dw * (kw - 1) - 1) / sw) + 1;
     const out = outputF32(N * Cout * Ho * Wo);
     const geom = Int32Array.of(N, C, H, W, Cout, Cg, kh, kw, sh, sw, ph, pw, dh, dw, p.groups);
-    addon.binaryConv2d(out, x, w, geom, padValue, scale);
-    return out;
+    const sawNaN = addon.binaryConv2d(out, x, w, geom, padValue, scale, checkNaN);
+    return sawNaN ? null : out;
+  };
+  const checkScale = (scale: Float32Array, wShape: Shape, what: string) => {
+    if (scale.length !== wShape[0]) throw new Error(`${what}: expected ${wShape[0]} scales (one per output channel), but got ${scale.length}.`);
   };
   return {
     bitpack(x: Float32Array, rows: number, k: number): Uint32Array {
@@ -90,10 +95,14 @@ function make(addon: BinaryAddon): Pick<Backend, 'bitpack' | 'binaryMatmul' | 'b
       addon.binaryMatmul(out, a, b, m, n, k);
       return out;
     },
-    binaryConv2d: (x, xShape, w, wShape, p, padValue) => conv(x, xShape, w, wShape, p, padValue, null),
+    binaryConv2d: (x, xShape, w, wShape, p, padValue) => conv(x, xShape, w, wShape, p, padValue, null)!,
     binaryConv2dScaled: (x, xShape, w, wShape, p, padValue, scale) => {
-      if (scale.length !== wShape[0]) throw new Error(`binaryConv2dScaled: expected ${wShape[0]} scales (one per output channel), but got ${scale.length}.`);
-      return conv(x, xShape, w, wShape, p, padValue, scale);
+      checkScale(scale, wShape, 'binaryConv2dScaled');
+      return conv(x, xShape, w, wShape, p, padValue, scale)!;
+    },
+    binaryConv2dScaledIfFinite: (x, xShape, w, wShape, p, padValue, scale) => {
+      checkScale(scale, wShape, 'binaryConv2dScaledIfFinite');
+      return conv(x, xShape, w, wShape, p, padValue, scale, true);
     },
   };
 }
@@ -101,7 +110,7 @@ function make(addon: BinaryAddon): Pick<Backend, 'bitpack' | 'binaryMatmul' | 'b
 const addon = binaryAddon();
 
 /** The native binary kernels, or null when the addon is missing (the reference ones apply). */
-export const binaryKernels: Pick<Backend, 'bitpack' | 'binaryMatmul' | 'binaryConv2d' | 'binaryConv2dScaled'> | null =
+export const binaryKernels: Pick<Backend, 'bitpack' | 'binaryMatmul' | 'binaryConv2d' | 'binaryConv2dScaled' | 'binaryConv2dScaledIfFinite'> | null =
   addon && typeof addon.binaryMatmul === 'function' ? make(addon) : null;
 
 /** A binary conv whose ±1 weights were packed once, for repeated forward passes (the inference engine). */
