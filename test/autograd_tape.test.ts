@@ -2,7 +2,7 @@ import '../src/index.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Tensor } from '../src/core/tensor.js';
-import { backward, fresh, mayOverwrite, record, withAddend } from '../src/autograd/tape.js';
+import { backward, fresh, handOn, mayOverwrite, record, withAddend } from '../src/autograd/tape.js';
 import { add, mul } from '../src/ops/elementwise.js';
 import { sum } from '../src/ops/reduce.js';
 import { customGrad } from '../src/ops/custom.js';
@@ -92,9 +92,15 @@ test('an array only the tape holds stays writable when a rule hands it on once (
       const pv = prev.f32();
       return [withAddend(fresh(new Tensor(gv.map((e, i) => Math.fround(3 * e) + pv[i]!), g.shape)))];
     });
-  // passOn(a, r) = 2a + r, r's gradient handed on unchanged (a residual add folded into a node).
-  const passOn = (a: Tensor, r: Tensor) =>
-    record(new Tensor(a.f32().map((e, i) => 2 * e + r.f32()[i]!), a.shape), 'passOn', [a, r], (g) => [fresh(new Tensor(g.f32().map((e) => 2 * e), g.shape)), g]);
+  // passOn(a, r) = 2a + r, r's gradient handed on unchanged (a residual add folded into a node),
+  // declared with handOn or (a rule that might keep g, e.g. a gradient hook) not.
+  const kept: Tensor[] = [];
+  const passOnAs = (declared: boolean) => (a: Tensor, r: Tensor) =>
+    record(new Tensor(a.f32().map((e, i) => 2 * e + r.f32()[i]!), a.shape), 'passOn', [a, r], (g) => {
+      if (!declared) kept.push(g);
+      return [fresh(new Tensor(g.f32().map((e) => 2 * e), g.shape)), declared ? handOn(g) : g];
+    });
+  const passOn = passOnAs(true);
   // src(w) = w, its gradient a fresh copy: from here on the tape alone holds the gradient array.
   const src = (w: Tensor) => record(w.detach(), 'src', [w], (g) => [fresh(new Tensor(Float32Array.from(g.f32()), g.shape))]);
   const x = new Tensor(Float32Array.of(1, -2, 3), [3]);
@@ -105,6 +111,14 @@ test('an array only the tape holds stays writable when a rule hands it on once (
   backward(sum(src(passOn(triple(r), r))));
   assert.deepEqual(Array.from(x.grad!.f32()), [7, 7, 7]);
   assert.deepEqual(seen, [true], 'handed on once: writable');
+  // The same without handOn: the rule kept g (a hook), so the tape never writes into it.
+  seen.length = 0;
+  x.grad = null;
+  r = mul(x, 1);
+  backward(sum(src(passOnAs(false)(triple(r), r))));
+  assert.deepEqual(Array.from(x.grad!.f32()), [7, 7, 7]);
+  assert.deepEqual(seen, [false], 'handed on without handOn: not writable');
+  assert.deepEqual(Array.from(kept[0]!.f32()), [1, 1, 1], "the hook's gradient was not written into");
   // `add` hands its gradient to both inputs: the array is shared, so never writable. d/dr = 3 + 1.
   seen.length = 0;
   x.grad = null;

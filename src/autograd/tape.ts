@@ -58,6 +58,20 @@ export function fresh<T extends Tensor | null>(t: T): T {
  */
 const summedArrays = new WeakSet<object>();
 
+/** Incoming gradients a rule hands on unchanged and keeps no reference to (`handOn`). */
+const handedOn = new WeakSet<object>();
+
+/**
+ * Marks `g`, the rule's incoming gradient, returned unchanged for one input (a residual add's
+ * shortcut), as kept nowhere else by the rule: if only the tape held g, it still does, so later
+ * sums may go into it in place. (Without the mark a rule may have stored g, e.g. a gradient hook,
+ * and g is never written.) Returns `g`.
+ */
+export function handOn<T extends Tensor>(g: T): T {
+  handedOn.add(g.storage);
+  return g;
+}
+
 /** Addends offered to the running rule whose arrays only the tape holds (`mayOverwrite`). */
 const writableAddends = new WeakSet<object>();
 
@@ -149,9 +163,9 @@ export function backward(loss: Tensor, grad?: Tensor): void {
       }
       const isFresh = gin.map((gi) => !!gi && freshArrays.delete(gi.storage));
       const isSummed = gin.map((gi) => !!gi && summedArrays.delete(gi.storage));
-      if (gOwned) {
-        // An array only the tape held, handed on unchanged to exactly one input (a residual `add`
-        // passing its gradient to the shortcut): still only the tape's.
+      if (handedOn.delete(g.storage) && gOwned) {
+        // An array only the tape held, handed on unchanged (`handOn`) to exactly one input: still
+        // only the tape's.
         const hits = gin.flatMap((gi, j) => (gi && gi.storage === g.storage ? [j] : []));
         if (hits.length === 1 && gin[hits[0]!]!.isContiguous) isFresh[hits[0]!] = true;
       }

@@ -1,7 +1,7 @@
 import { fail, fmtShape } from '../core/errors.js';
 import { shapesEqual } from '../core/shape.js';
 import { backend, Tensor, wrap } from '../core/tensor.js';
-import { fresh, record } from '../autograd/tape.js';
+import { fresh, handOn, record } from '../autograd/tape.js';
 
 export interface BatchNormState {
   runningMean: Tensor;
@@ -60,7 +60,7 @@ export function batchNorm(
   const inputs = residual ? [x, gamma, beta, residual] : [x, gamma, beta];
   return record(y, residual ? 'batchNormAdd' : 'batchNorm', inputs, (g) => {
     const gv = g.f32();
-    const gr = residual ? [g] : [];
+    const gr = residual ? [handOn(g)] : [];
     if (useBatch) {
       const r = b.batchNormBackward(gv, xv, x.shape, mean, invStd, gamma.f32());
       return [fresh(wrap(r.dx, x.shape)), fresh(wrap(r.dgamma, [C])), fresh(wrap(r.dbeta, [C])), ...gr];
