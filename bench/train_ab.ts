@@ -10,23 +10,18 @@
  *   npm run bench:train-ab -- --env ONEBIT_FUSED_SIGN_BACKWARD [--method bireal --pairs 16]
  */
 import { Command } from 'commander';
-import { loadAddon } from '../src/backends/native/addon.js';
-import { resnet20TrainStep } from './train_step.js';
+import { stepFromOptions, stepOptions } from './train_step.js';
 
-const o = new Command('bench-train-ab')
+const cmd = stepOptions(new Command('bench-train-ab'))
   .requiredOption('--env <name>', 'environment variable to alternate')
   .option('--off <value>', 'its value on the "off" side', '0')
   .option('--on <value>', 'its value on the "on" side', '1')
-  .option('--method <name>', 'method preset', 'ste')
   .option('--pairs <n>', 'timed step pairs', '16')
-  .option('--batch <n>', 'batch size', '128')
-  .option('--threads <n>', 'threads', '2')
-  .parse()
-  .opts();
-const pairs = Number(o.pairs), batch = Number(o.batch);
-if (!Number.isInteger(pairs) || pairs < 1) throw new Error(`--pairs: expected a positive integer, but got ${o.pairs}.`);
-loadAddon()?.setThreads(Number(o.threads));
-const step = resnet20TrainStep(o.method, batch, 'bench:train-ab');
+  .parse();
+const o = cmd.opts();
+const pairs = Number(o.pairs);
+if (!Number.isInteger(pairs) || pairs < 1) cmd.error(`--pairs: expected a positive integer, but got ${o.pairs}.`);
+const { step, batch } = stepFromOptions(o, 'bench:train-ab');
 const sides = { off: o.off as string, on: o.on as string };
 const times: Record<'off' | 'on', number[]> = { off: [], on: [] };
 for (const side of ['off', 'on', 'off', 'on'] as const) { // warm-up: both paths compiled and their buffers allocated

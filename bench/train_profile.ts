@@ -9,19 +9,14 @@
  */
 import { Command } from 'commander';
 import { backend } from '../src/index.js';
-import { loadAddon } from '../src/backends/native/addon.js';
-import { resnet20TrainStep } from './train_step.js';
+import { stepFromOptions, stepOptions } from './train_step.js';
 
-const o = new Command('bench-train-profile')
-  .option('--method <name>', 'method preset', 'ste')
+const o = stepOptions(new Command('bench-train-profile'))
   .option('--steps <n>', 'timed steps', '8')
-  .option('--batch <n>', 'batch size', '128')
-  .option('--threads <n>', 'threads', '2')
   .parse()
   .opts();
-const steps = Number(o.steps), batch = Number(o.batch);
-loadAddon()?.setThreads(Number(o.threads));
-const step = resnet20TrainStep(o.method, batch, 'bench:train-profile');
+const steps = Number(o.steps);
+const { step, batch } = stepFromOptions(o, 'bench:train-profile');
 
 const b = backend() as unknown as Record<string, unknown>;
 const times = new Map<string, { ms: number; calls: number }>();

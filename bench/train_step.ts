@@ -9,6 +9,20 @@ import { methodPreset } from '../src/models/methods.js';
 import { crossEntropy } from '../src/nn/losses.js';
 import { SGD } from '../src/optim/sgd.js';
 import { Rng } from '../src/core/rng.js';
+import { loadAddon } from '../src/backends/native/addon.js';
+import type { Command, OptionValues } from 'commander';
+
+/** The step options the profile and A/B benchmarks share: --method, --batch, --threads. */
+export function stepOptions(c: Command): Command {
+  return c.option('--method <name>', 'method preset', 'ste').option('--batch <n>', 'batch size', '128').option('--threads <n>', 'threads', '2');
+}
+
+/** The training step for parsed stepOptions (threads applied to the addon). */
+export function stepFromOptions(o: OptionValues, what: string): { step: () => number; batch: number } {
+  loadAddon()?.setThreads(Number(o.threads));
+  const batch = Number(o.batch);
+  return { step: resnet20TrainStep(o.method, batch, what), batch };
+}
 
 export function resnet20TrainStep(method: string, batch: number, what: string): () => number {
   manualSeed(0);
