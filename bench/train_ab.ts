@@ -7,7 +7,8 @@
  * read when the step runs (e.g. ONEBIT_FUSED_SIGN, ONEBIT_FUSED_SIGN_BACKWARD, a temporary one
  * added while trying a change). Prints min / median / mean ms per step for each side.
  *
- *   npm run bench:train-ab -- --env ONEBIT_FUSED_SIGN_BACKWARD [--method bireal --pairs 16]
+ *   npm run bench:train-ab -- --env ONEBIT_FUSED_SIGN_BACKWARD [--method bireal --pairs 16 --block 1]
+ *   npm run bench:train-ab -- --env ONEBIT_RECYCLE --block 4 --pairs 8   (GC work spills into the next step)
  */
 import { Command } from 'commander';
 import { stepFromOptions, stepOptions } from './train_step.js';
@@ -17,10 +18,13 @@ const cmd = stepOptions(new Command('bench-train-ab'))
   .option('--off <value>', 'its value on the "off" side', '0')
   .option('--on <value>', 'its value on the "on" side', '1')
   .option('--pairs <n>', 'timed step pairs', '16')
+  .option('--block <n>', 'steps per side in a row (more than 1 when a side leaves work, e.g. garbage, to the next step)', '1')
   .parse();
 const o = cmd.opts();
 const pairs = Number(o.pairs);
 if (!Number.isInteger(pairs) || pairs < 1) cmd.error(`--pairs: expected a positive integer, but got ${o.pairs}.`);
+const block = Number(o.block);
+if (!Number.isInteger(block) || block < 1) cmd.error(`--block: expected a positive integer, but got ${o.block}.`);
 const { step, batch } = stepFromOptions(o, 'bench:train-ab');
 const sides = { off: o.off as string, on: o.on as string };
 const times: Record<'off' | 'on', number[]> = { off: [], on: [] };
@@ -31,14 +35,16 @@ for (const side of ['off', 'on', 'off', 'on'] as const) { // warm-up: both paths
 for (let i = 0; i < pairs; i++) {
   for (const side of i % 2 ? (['off', 'on'] as const) : (['on', 'off'] as const)) {
     process.env[o.env] = sides[side];
-    const t0 = performance.now();
-    step();
-    times[side].push(performance.now() - t0);
+    for (let j = 0; j < block; j++) {
+      const t0 = performance.now();
+      step();
+      times[side].push(performance.now() - t0);
+    }
   }
 }
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1]!;
 const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
-console.log(`${o.method}, batch ${batch}, ${pairs} alternating pairs, ${o.env} = ${sides.off} (off) / ${sides.on} (on)`);
+console.log(`${o.method}, batch ${batch}, ${pairs} alternating pairs of ${block} step(s), ${o.env} = ${sides.off} (off) / ${sides.on} (on)`);
 for (const side of ['off', 'on'] as const) {
   const t = times[side];
   console.log(`${side.padEnd(3)}  min ${Math.min(...t).toFixed(1)}  median ${median(t).toFixed(1)}  mean ${mean(t).toFixed(1)} ms/step`);

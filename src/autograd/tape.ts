@@ -41,7 +41,7 @@ export function record(out: Tensor, op: string, inputs: readonly Tensor[], backw
  * consumed when the rule returns, so an array passed on again (e.g. `add` handing its incoming
  * gradient to both inputs) is never mistaken for one.
  */
-const freshArrays = new WeakSet<object>();
+let freshArrays = new WeakSet<object>();
 
 /**
  * Marks `t`, a gradient this rule just allocated (contiguous) and holds no other reference to, as
@@ -56,10 +56,10 @@ export function fresh<T extends Tensor | null>(t: T): T {
  * Gradients a rule returned with the addend the tape offered for that input already added
  * (`withAddend`); consumed when the rule returns, like the fresh marks.
  */
-const summedArrays = new WeakSet<object>();
+let summedArrays = new WeakSet<object>();
 
 /** Incoming gradients a rule hands on unchanged and keeps no reference to (`handOn`). */
-const handedOn = new WeakSet<object>();
+let handedOn = new WeakSet<object>();
 
 /**
  * Marks `g`, the rule's incoming gradient, returned unchanged for one input (a residual add's
@@ -73,7 +73,7 @@ export function handOn<T extends Tensor>(g: T): T {
 }
 
 /** Addends offered to the running rule whose arrays only the tape holds (`mayOverwrite`). */
-const writableAddends = new WeakSet<object>();
+let writableAddends = new WeakSet<object>();
 
 /**
  * Whether the running rule may write into `addend` (one of its `addends`): true when only the tape
@@ -101,6 +101,11 @@ export function backward(loss: Tensor, grad?: Tensor): void {
   if (grad && !shapesEqual(grad.shape, loss.shape)) {
     fail('backward', `a gradient of the loss's shape ${fmtShape(loss.shape)}`, `shape ${fmtShape(grad.shape)}`);
   }
+  // Marks are per backward pass: an array recycled since an earlier pass (core/recycle.ts) carries none.
+  freshArrays = new WeakSet();
+  summedArrays = new WeakSet();
+  handedOn = new WeakSet();
+  writableAddends = new WeakSet();
   const seed = grad ?? new Tensor(new Float32Array(loss.size).fill(1), loss.shape);
 
   // Reverse topological order by iterative DFS.

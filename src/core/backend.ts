@@ -9,6 +9,8 @@
  * `ops/conv.ts#conv2d` and its gradient rule.
  */
 
+import type { Recycler } from './recycle.js';
+
 export type Shape = readonly number[];
 
 export type UnaryKernel = 'neg' | 'exp' | 'log' | 'sqrt' | 'abs' | 'sign' | 'relu' | 'tanh' | 'reciprocal' | 'square';
@@ -38,6 +40,8 @@ export interface Backend {
    * it stays the float-simulated oracle; ONEBIT_PACKED=1/0 overrides.
    */
   readonly packedBinaryForward?: boolean;
+  /** Optional: reuse of large outputs across `recycling` scopes (core/recycle.ts). */
+  readonly recycler?: Recycler;
 
   /** Gather a strided view into a new contiguous array. */
   contiguous(data: Float32Array, shape: Shape, strides: Shape, offset: number): Float32Array;

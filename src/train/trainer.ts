@@ -4,6 +4,7 @@ import { OnebitError, fail } from '../core/errors.js';
 import { manualSeed, rng, type RngState } from '../core/rng.js';
 import { Tensor } from '../core/tensor.js';
 import { backward, noGrad } from '../autograd/tape.js';
+import { clearRecyclePool, recycling } from '../core/recycle.js';
 import { argmax } from '../ops/reduce.js';
 import type { Module } from '../nn/module.js';
 import { buildModel } from '../models/index.js';
@@ -191,63 +192,80 @@ export function train(partial: Partial<TrainConfig>, opts: TrainOptions = {}): T
   }
 
   const stopAt = opts.stopAfterEpochs !== undefined ? Math.min(config.epochs, startEpoch + opts.stopAfterEpochs) : config.epochs;
-  for (let epoch = startEpoch; epoch < stopAt; epoch++) {
-    cb.onEpochStart?.(epoch + 1);
-    model.train();
-    flips.resetEpoch();
-    for (const m of modules) m.onEpochStart(epoch, config.epochs);
-    const t0 = performance.now();
-    let lossSum = 0, auxSum = 0, correct = 0, seen = 0, batch = 0, lr = 0;
-    for (const { x, y } of trainLoader.batches()) {
-      const step = epoch * numBatches + batch;
-      optimizer.setLrFactor(schedule.factor(step, totalSteps));
-      lr = optimizer.lr;
-      const logits = model.forward(x);
-      const loss = trainingLoss(logits, y, {
-        teacherLogits: teacher ? teacherLogits(teacher, x) : null,
-        kdWeight: config.kdWeight, kdTemperature: config.kdTemperature, labelSmoothing: config.labelSmoothing,
-      });
-      backward(loss);
-      optimizer.step();
-      optimizer.zeroGrad();
-      flips.update();
-      let aux = 0;
-      for (const m of modules) {
-        aux += m.auxLoss();
-        m.afterStep();
+  // Parameters, their gradients and buffers outlive a step; everything else a step allocates is
+  // reused by the next (core/recycle.ts). The pool is dropped when training ends.
+  const keepModel = () => persistentTensors(model);
+  try {
+    for (let epoch = startEpoch; epoch < stopAt; epoch++) {
+      cb.onEpochStart?.(epoch + 1);
+      model.train();
+      flips.resetEpoch();
+      for (const m of modules) m.onEpochStart(epoch, config.epochs);
+      const t0 = performance.now();
+      let lossSum = 0, auxSum = 0, correct = 0, seen = 0, batch = 0, lr = 0;
+      for (const { x, y } of trainLoader.batches()) {
+        const step = epoch * numBatches + batch;
+        optimizer.setLrFactor(schedule.factor(step, totalSteps));
+        lr = optimizer.lr;
+          const [l, aux, right] = recycling(keepModel, () => {
+          const logits = model.forward(x);
+          const loss = trainingLoss(logits, y, {
+            teacherLogits: teacher ? teacherLogits(teacher, x) : null,
+            kdWeight: config.kdWeight, kdTemperature: config.kdTemperature, labelSmoothing: config.labelSmoothing,
+          });
+          backward(loss);
+          optimizer.step();
+          optimizer.zeroGrad();
+          flips.update();
+          let auxStep = 0;
+          for (const m of modules) {
+            auxStep += m.auxLoss();
+            m.afterStep();
+          }
+          return [loss.item() + auxStep, auxStep, countCorrect(logits, y)] as const;
+        });
+        if (!Number.isFinite(l)) {
+          throw new OnebitError(`train: expected a finite loss, but got ${l} at epoch ${epoch + 1}, batch ${batch + 1}. Lower --lr.`);
+        }
+        lossSum += l * y.length;
+        auxSum += aux * y.length;
+        correct += right;
+        seen += y.length;
+        batch++;
+        cb.onBatchEnd?.({ epoch: epoch + 1, batch, numBatches, loss: lossSum / seen });
       }
-      const l = loss.item() + aux;
-      if (!Number.isFinite(l)) {
-        throw new OnebitError(`train: expected a finite loss, but got ${l} at epoch ${epoch + 1}, batch ${batch + 1}. Lower --lr.`);
+      const seconds = (performance.now() - t0) / 1000;
+      cb.onEvalStart?.(epoch + 1);
+      const testAcc = evaluate(model, testLoader);
+      const fr = flips.epochRate();
+      const stats: EpochStats = {
+        epoch: epoch + 1, epochs: config.epochs, loss: lossSum / seen, auxLoss: auxSum / seen, trainAcc: correct / seen, testAcc, lr,
+        imagesPerSec: seen / seconds, flipRate: fr.model, flipRateLayers: fr.layers, oscillationRate: fr.so, initFlip: fr.initFlip, seconds,
+      };
+      history.push(stats);
+      if (opts.outDir) {
+        appendFlipLog(opts.outDir, epoch + 1, flips);
+        const ck = makeCheckpoint(config, epoch + 1, model, optimizer, history, flips, teacher?.sha256);
+        const last = path.join(opts.outDir, 'last.ckpt');
+        saveCheckpoint(last, ck);
+        cb.onCheckpoint?.(last);
+        if (history.every((h) => h.testAcc <= testAcc)) saveCheckpoint(path.join(opts.outDir, 'best.ckpt'), ck);
+        writeFileAtomic(path.join(opts.outDir, 'metrics.jsonl'), history.map((h) => JSON.stringify(h)).join('\n') + '\n');
       }
-      lossSum += l * y.length;
-      auxSum += aux * y.length;
-      correct += countCorrect(logits, y);
-      seen += y.length;
-      batch++;
-      cb.onBatchEnd?.({ epoch: epoch + 1, batch, numBatches, loss: lossSum / seen });
+      cb.onEpochEnd?.(stats);
     }
-    const seconds = (performance.now() - t0) / 1000;
-    cb.onEvalStart?.(epoch + 1);
-    const testAcc = evaluate(model, testLoader);
-    const fr = flips.epochRate();
-    const stats: EpochStats = {
-      epoch: epoch + 1, epochs: config.epochs, loss: lossSum / seen, auxLoss: auxSum / seen, trainAcc: correct / seen, testAcc, lr,
-      imagesPerSec: seen / seconds, flipRate: fr.model, flipRateLayers: fr.layers, oscillationRate: fr.so, initFlip: fr.initFlip, seconds,
-    };
-    history.push(stats);
-    if (opts.outDir) {
-      appendFlipLog(opts.outDir, epoch + 1, flips);
-      const ck = makeCheckpoint(config, epoch + 1, model, optimizer, history, flips, teacher?.sha256);
-      const last = path.join(opts.outDir, 'last.ckpt');
-      saveCheckpoint(last, ck);
-      cb.onCheckpoint?.(last);
-      if (history.every((h) => h.testAcc <= testAcc)) saveCheckpoint(path.join(opts.outDir, 'best.ckpt'), ck);
-      writeFileAtomic(path.join(opts.outDir, 'metrics.jsonl'), history.map((h) => JSON.stringify(h)).join('\n') + '\n');
-    }
-    cb.onEpochEnd?.(stats);
+  } finally {
+    clearRecyclePool();
   }
   return { config, model, history };
+}
+
+/**
+ * What outlives a training step or an evaluation batch of `model`: its parameters (with their
+ * gradients) and buffers. Everything else such a step allocates is recycled (core/recycle.ts).
+ */
+export function persistentTensors(model: Module): Tensor[] {
+  return [...model.parameters(), ...model.namedBuffers().map(([, b]) => b)];
 }
 
 /** Top-1 accuracy of `model` in eval mode over a loader, with no tape. */
@@ -257,10 +275,11 @@ export function evaluate(model: Module, loader: DataLoader): number {
   let correct = 0, seen = 0;
   noGrad(() => {
     for (const { x, y } of loader.batches()) {
-      correct += countCorrect(model.forward(x), y);
+      correct += recycling(() => persistentTensors(model), () => countCorrect(model.forward(x), y));
       seen += y.length;
     }
   });
+  clearRecyclePool();
   model.train(wasTraining);
   return correct / seen;
 }

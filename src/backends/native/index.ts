@@ -5,6 +5,7 @@ import { binaryKernels } from './binary.js';
 import { dnnlKernels } from './dnnl.js';
 import { eltwiseKernels } from './eltwise.js';
 import { tuneV8Gc } from './v8_gc.js';
+import { nativeRecycler } from './alloc.js';
 
 /**
  * The native backend: the reference backend with its heavy kernels replaced by the C++ addon —
@@ -13,7 +14,7 @@ import { tuneV8Gc } from './v8_gc.js';
  * hot float elementwise kernels on large arrays (sign/abs/neg/relu, add/sub/mul, the clipped STE
  * backward, the two-valued scale test; see eltwise.ts). Kernels the addon does not provide (other
  * elementwise ops, reductions, softmax) stay on the TypeScript reference. Null when the addon is not built.
- * Creating it turns V8's concurrent GC marking and parallel scavenges off (v8_gc.ts; ONEBIT_GC_TUNE=0 opts out).
+ * Its large outputs can be recycled across training steps (alloc.ts, core/recycle.ts). Creating it turns V8's concurrent GC marking and parallel scavenges off (v8_gc.ts; ONEBIT_GC_TUNE=0 opts out).
  */
 export function createNativeBackend(): Backend | null {
   const addon = loadAddon();
@@ -27,6 +28,7 @@ export function createNativeBackend(): Backend | null {
     ...(binaryKernels ?? {}),
     ...(eltwiseKernels ?? {}),
     packedBinaryForward: true,
+    recycler: nativeRecycler,
     name: addon.info().dnnl ? `native (oneDNN + ${addon.info().isa})` : `native (${addon.info().isa}, no oneDNN)`,
   };
 }
