@@ -7,6 +7,7 @@ import { Rng } from '../src/core/rng.js';
 import { binary, unary } from '../src/backends/ref/elementwise.js';
 import { outputF32 } from '../src/backends/native/alloc.js';
 import { shortcutA as refShortcutA } from '../src/backends/ref/shortcut.js';
+import { spread as refSpread, sum as refSum } from '../src/backends/ref/reduce.js';
 import { eltwiseAddon, eltwiseKernels, NATIVE_ELTWISE_MIN, nativeChannelAct } from '../src/backends/native/eltwise.js';
 import { clippedSteLoop } from '../src/quantizers/ste_sign.js';
 import { approxSignBackwardLoop } from '../src/quantizers/approx_sign.js';
@@ -228,4 +229,36 @@ test('native shortcutA (option-A shortcut, forward and gradient) equals the refe
   });
   assert.throws(() => eltwiseAddon()!.shortcutAF32!(0, new Float32Array(5), new Float32Array(8), 1, 2, 2, 2, 4), /shortcutAF32: array lengths/);
   assert.throws(() => eltwiseAddon()!.shortcutAF32!(0, new Float32Array(4), new Float32Array(8), 1, 2, 2, 2, 3), /shortcutAF32: expected/);
+});
+
+test('native sum (float64 per axis, as the reference) equals the reference exactly, on awkward shapes and axes', { skip }, () => {
+  // The kernel itself on small [outer, len, inner] views: block edges of inner (63, 64, 65), len 1, empty.
+  const views = [[1, 1, 1], [3, 5, 1], [2, 7, 63], [2, 3, 64], [3, 2, 65], [1, 33, 129], [4, 0, 3], [0, 3, 2], [5, 1, 31]] as const;
+  views.forEach(([outer, len, inner], i) => {
+    const x = values(outer * len * inner, 70 + i);
+    const out = new Float32Array(outer * inner).fill(NaN);
+    eltwiseAddon()!.sumAxisF32!(out, x, outer, len, inner);
+    assertSame(out, refSum(x, [outer, len, inner], [1]), `sumAxisF32 ${[outer, len, inner]}`);
+  });
+  // Through the backend (native above NATIVE_ELTWISE_MIN elements): several axes in sequence.
+  const cases: [number[], number[]][] = [
+    [[128, 64, 8, 8], [2, 3]], [[128, 64, 8, 8], [0]], [[3, 65, 17, 19], [1, 3]], [[7, 11, 13, 67], [0, 1, 2, 3]], [[300_001], [0]], [[2, 40_000], [1]],
+  ];
+  cases.forEach(([shape, axes], i) => {
+    const x = values(shape.reduce((a, b) => a * b, 1), 80 + i);
+    assertSame(eltwiseKernels!.sum!(x, shape, axes), refSum(x, shape, axes), `sum ${shape} over ${axes}`);
+  });
+  assert.throws(() => eltwiseAddon()!.sumAxisF32!(new Float32Array(3), new Float32Array(8), 2, 2, 2), /sumAxisF32: expected/);
+});
+
+test('native spread (a sum / mean gradient over trailing axes) equals the reference exactly', { skip }, () => {
+  const cases = [[1, 1, 0], [3, 7, 7], [5, 64, 0], [128 * 64, 64, 64], [1000, 300, 3], [70_000, 1, 0], [33, 4096, 4096]] as const;
+  cases.forEach(([n, spread, divisor], i) => {
+    const g = values(n, 90 + i);
+    assertSame(eltwiseKernels!.spread!(g, spread, divisor), refSpread(g, spread, divisor), `spread ${[n, spread, divisor]}`);
+    const out = new Float32Array(n * spread).fill(NaN);
+    eltwiseAddon()!.spreadF32!(out, g, spread, divisor);
+    assertSame(out, refSpread(g, spread, divisor), `spreadF32 ${[n, spread, divisor]}`);
+  });
+  assert.throws(() => eltwiseAddon()!.spreadF32!(new Float32Array(5), new Float32Array(2), 2, 0), /spreadF32: expected/);
 });

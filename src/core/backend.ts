@@ -92,6 +92,11 @@ export interface Backend {
   /** min(max(x, lo), hi). */
   clamp(x: Float32Array, lo: number, hi: number): Float32Array;
 
+  /**
+   * out[i·spread + j] = g[i] (divisor 0), or fround(g[i] / divisor) with the division in float64:
+   * a sum's or a mean's gradient over trailing axes (ops/reduce.ts). A new array.
+   */
+  spread(g: Float32Array, spread: number, divisor: number): Float32Array;
   /** Sum over `axes` (sorted, distinct); output keeps the reduced dims as 1. */
   sum(x: Float32Array, shape: Shape, axes: readonly number[]): Float32Array;
   /** Max over one axis; output keeps that dim as 1. */

@@ -24,19 +24,19 @@ function trailingSpread(kept: readonly number[], shape: readonly number[]): numb
   return sizeOf(shape.slice(k));
 }
 
-/** Broadcast g (shape `kept`) back to `shape`, each value mapped through f (default: as is). */
-function expand(g: Tensor, kept: readonly number[], shape: readonly number[], f?: (v: number) => number): Tensor {
+/**
+ * Broadcast g (shape `kept`) back to `shape`, each value divided by `divisor` (0: as is; a mean's
+ * gradient: fround(g / count)).
+ */
+function expand(g: Tensor, kept: readonly number[], shape: readonly number[], divisor = 0): Tensor {
   const gv = g.f32();
   const spread = trailingSpread(kept, shape);
-  if (spread > 0) {
-    // One fill per kept value (a global average pool's gradient: no ones array, no broadcast mul).
-    const out = new Float32Array(sizeOf(shape));
-    for (let i = 0; i < gv.length; i++) out.fill(f ? f(gv[i]!) : gv[i]!, i * spread, (i + 1) * spread);
-    return wrap(out, shape);
-  }
+  const be = backend();
+  // One fill per kept value (a global average pool's gradient: no ones array, no broadcast mul).
+  if (spread > 0) return wrap(be.spread(gv, spread, divisor), shape);
   const ones = new Float32Array(sizeOf(shape)).fill(1);
-  const e = backend().binary('mul', ones, shape, gv, kept, shape);
-  if (f) for (let i = 0; i < e.length; i++) e[i] = f(e[i]!);
+  const e = be.binary('mul', ones, shape, gv, kept, shape);
+  if (divisor !== 0) for (let i = 0; i < e.length; i++) e[i] = e[i]! / divisor;
   return wrap(e, shape);
 }
 
@@ -58,7 +58,7 @@ export function mean(x: Tensor, axes?: number | readonly number[], keepDims = fa
   for (let i = 0; i < s.length; i++) s[i]! /= count;
   const y = wrap(s, outShape);
   // Each gradient element is fround(g / count), as 1·g is exact.
-  return record(y, 'mean', [x], (g) => [expand(g, kept, x.shape, (v) => v / count)]);
+  return record(y, 'mean', [x], (g) => [expand(g, kept, x.shape, count)]);
 }
 
 /** Max along one axis; the gradient goes to the (first) arg-max. */

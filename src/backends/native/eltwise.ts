@@ -9,6 +9,7 @@ import type { Backend, BinaryKernel, Shape, UnaryKernel } from '../../core/backe
 import { debugLog } from '../../core/debug.js';
 import { collapseBroadcast3, shapesEqual, sizeOf } from '../../core/shape.js';
 import { approxSignBackwardLoop, binary as refBinary, unary as refUnary } from '../ref/elementwise.js';
+import { spread as refSpread, sum as refSum } from '../ref/reduce.js';
 import { loadAddon, type NativeAddon } from './addon.js';
 import { outputF32 } from './alloc.js';
 
@@ -29,6 +30,10 @@ export interface EltwiseAddon extends NativeAddon {
     b0: Float32Array | null, pos: Float32Array | null, neg: Float32Array, b1: Float32Array | null): void;
   /** s when every value is ±s for one s > 0, else −1. */
   symmetricScaleF32(x: Float32Array): number;
+  /** out [outer, inner] = the float64 sum over len of x [outer, len, inner] (older addons lack it). */
+  sumAxisF32?(out: Float32Array, x: Float32Array, outer: number, len: number, inner: number): void;
+  /** out[i·spread + j] = g[i], or fl32(g[i] / div) when div ≠ 0 (older addons lack it). */
+  spreadF32?(out: Float32Array, g: Float32Array, spread: number, div: number): void;
 }
 
 /** Below this many elements the call overhead outweighs the native loop: the reference runs. */
@@ -41,7 +46,7 @@ const STRIDED_OPS: Partial<Record<BinaryKernel, number>> = {
   add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5, greater: 6, greaterEqual: 7, equal: 8,
 };
 
-export type EltwiseKernels = Pick<Backend, 'unary' | 'binary' | 'shortcutA'> & Required<Pick<Backend, 'clippedSte' | 'symmetricScale' | 'scaleChannels' | 'approxSignBackward' | 'hasNaN' | 'signInto' | 'addInPlace'>>;
+export type EltwiseKernels = Pick<Backend, 'unary' | 'binary' | 'shortcutA' | 'sum' | 'spread'> & Required<Pick<Backend, 'clippedSte' | 'symmetricScale' | 'scaleChannels' | 'approxSignBackward' | 'hasNaN' | 'signInto' | 'addInPlace'>>;
 
 /** The addon typed for its elementwise kernels, or null when it is not built (or predates them). */
 export function eltwiseAddon(): EltwiseAddon | null {
@@ -126,6 +131,27 @@ function make(addon: EltwiseAddon): EltwiseKernels {
       if (x.length < NATIVE_ELTWISE_MIN) return approxSignBackwardLoop(g, x, given);
       const out = given ?? outputF32(x.length);
       addon.approxSignBackwardF32(out, g, x);
+      return out;
+    },
+    sum(x: Float32Array, shape: Shape, axes: readonly number[]): Float32Array {
+      // The reference's sequence of single-axis float64 sums, each rounded to float32 (the same bits).
+      if (x.length < NATIVE_ELTWISE_MIN || !addon.sumAxisF32) return refSum(x, shape, axes);
+      let cur = x;
+      const s = [...shape];
+      for (const a of axes) {
+        const outer = sizeOf(s.slice(0, a)), len = s[a]!, inner = sizeOf(s.slice(a + 1));
+        const out = outputF32(outer * inner);
+        addon.sumAxisF32(out, cur, outer, len, inner);
+        cur = out;
+        s[a] = 1;
+      }
+      return cur === x ? Float32Array.from(x) : cur;
+    },
+    spread(g: Float32Array, spread: number, divisor: number): Float32Array {
+      const n = g.length * spread;
+      if (n < NATIVE_ELTWISE_MIN || !addon.spreadF32) return refSpread(g, spread, divisor);
+      const out = outputF32(n);
+      addon.spreadF32(out, g, spread, divisor);
       return out;
     },
     symmetricScale(x: Float32Array): number | null {

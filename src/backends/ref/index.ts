@@ -1,6 +1,6 @@
 import type { Backend } from '../../core/backend.js';
 import { binary, clamp, contiguous, unary } from './elementwise.js';
-import { argmax, max, sum } from './reduce.js';
+import { argmax, max, spread, sum } from './reduce.js';
 import { matmul } from './matmul.js';
 import './threads.js'; // registers the worker pool's parallel matmul (Node only)
 import { conv2d, conv2dBackwardFilter, conv2dBackwardInput } from './conv2d.js';
@@ -20,7 +20,7 @@ import { shortcutA } from './shortcut.js';
 export const refBackend: Backend = {
   name: 'ref',
   contiguous, binary, unary, clamp,
-  sum, max, argmax,
+  sum, spread, max, argmax,
   matmul,
   conv2d, conv2dBackwardInput, conv2dBackwardFilter,
   pad2d,

@@ -36,6 +36,13 @@ export function sum(x: Float32Array, shape: Shape, axes: readonly number[]): Flo
   return cur === x ? Float32Array.from(x) : cur;
 }
 
+/** out[i·spread + j] = g[i] (divisor 0), or fround(g[i] / divisor) (Backend.spread). */
+export function spread(g: Float32Array, spread: number, divisor: number): Float32Array {
+  const out = new Float32Array(g.length * spread);
+  for (let i = 0; i < g.length; i++) out.fill(divisor !== 0 ? g[i]! / divisor : g[i]!, i * spread, (i + 1) * spread);
+  return out;
+}
+
 export function max(x: Float32Array, shape: Shape, axis: number): Float32Array {
   const [outer, len, inner] = split(shape, axis);
   const out = new Float32Array(outer * inner).fill(-Infinity);
