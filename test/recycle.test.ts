@@ -54,7 +54,11 @@ test('recycling: arrays not kept are reused by the next scope and poisoned in be
   assert.ok(Number.isNaN(a[0]!) && Number.isNaN(a[N - 1]!), 'the recycled array is poisoned');
   assert.equal(b[0], 2, 'the returned tensor keeps its data');
   // A small array is never pooled; the next large one of the same length is `a` again.
-  const again = recycling(() => [], () => [outputF32(N), outputF32(N), outputF32(16)] as const);
+  let again: Float32Array[] = [];
+  recycling(() => [], () => {
+    again = [outputF32(N), outputF32(N), outputF32(16)];
+    return 0; // (returned arrays would be kept)
+  });
   assert.equal(again[0], a);
   assert.notEqual(again[1], b);
   assert.equal(poolStats().arrays, 2);
@@ -76,6 +80,11 @@ test('recycling: arrays not kept are reused by the next scope and poisoned in be
   );
   assert.equal(poolStats().arrays, 1);
   for (const x of [p, g, q]) assert.equal(x[N - 1], 5, 'a kept array keeps its data');
+  // A returned Float32Array is kept too (it takes the pooled array, which stays out of the pool).
+  const arr = recycling(() => [], () => outputF32(N).fill(6));
+  assert.equal(arr[N - 1], 6);
+  assert.equal(poolStats().arrays, 0);
+  assert.notEqual(recycling(() => [], () => [outputF32(N)])[0], arr);
   clearRecyclePool();
   assert.deepEqual(poolStats(), { arrays: 0, bytes: 0 });
 });

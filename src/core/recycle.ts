@@ -43,8 +43,8 @@ export type Keep = Iterable<Tensor | Float32Array | null | undefined>;
 
 /**
  * Run `fn`; afterwards the large arrays the backend allocated inside it are reused by later scopes,
- * except the storage of the tensors `keep(result)` lists (and of `result` itself when it is a tensor
- * or an array of tensors). Nested scopes run inside the outer one. See the module doc for the contract.
+ * except the storage of the tensors `keep(result)` lists (and of `result` itself when it is a tensor,
+ * a Float32Array or an array of those). Nested scopes run inside the outer one. See the module doc for the contract.
  */
 export function recycling<T>(keep: (result: T) => Keep, fn: () => T): T {
   const r = backend().recycler;
@@ -71,7 +71,7 @@ export function recycling<T>(keep: (result: T) => Keep, fn: () => T): T {
   };
   try {
     for (const t of keep(result)) add(t);
-    for (const t of Array.isArray(result) ? result : [result]) if (isTensorLike(t)) add(t);
+    for (const t of Array.isArray(result) ? result : [result]) if (t instanceof Float32Array || isTensorLike(t)) add(t);
   } catch (e) {
     r.abandon();
     throw e;
