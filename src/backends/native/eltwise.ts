@@ -9,7 +9,7 @@ import type { Backend, BinaryKernel, Shape, UnaryKernel } from '../../core/backe
 import { debugLog } from '../../core/debug.js';
 import { collapseBroadcast3, shapesEqual, sizeOf } from '../../core/shape.js';
 import { approxSignBackwardLoop, binary as refBinary, unary as refUnary } from '../ref/elementwise.js';
-import { spread as refSpread, sum as refSum } from '../ref/reduce.js';
+import { spread as refSpread, sum as refSum, sumAxes } from '../ref/reduce.js';
 import { loadAddon, type NativeAddon } from './addon.js';
 import { outputF32 } from './alloc.js';
 
@@ -134,18 +134,14 @@ function make(addon: EltwiseAddon): EltwiseKernels {
       return out;
     },
     sum(x: Float32Array, shape: Shape, axes: readonly number[]): Float32Array {
-      // The reference's sequence of single-axis float64 sums, each rounded to float32 (the same bits).
-      if (x.length < NATIVE_ELTWISE_MIN || !addon.sumAxisF32) return refSum(x, shape, axes);
-      let cur = x;
-      const s = [...shape];
-      for (const a of axes) {
-        const outer = sizeOf(s.slice(0, a)), len = s[a]!, inner = sizeOf(s.slice(a + 1));
+      // The reference's sequence of single-axis float64 sums, each axis natively (the same bits).
+      const axisF32 = addon.sumAxisF32;
+      if (x.length < NATIVE_ELTWISE_MIN || !axisF32) return refSum(x, shape, axes);
+      return sumAxes(x, shape, axes, (cur, outer, len, inner) => {
         const out = outputF32(outer * inner);
-        addon.sumAxisF32(out, cur, outer, len, inner);
-        cur = out;
-        s[a] = 1;
-      }
-      return cur === x ? Float32Array.from(x) : cur;
+        axisF32(out, cur, outer, len, inner);
+        return out;
+      });
     },
     spread(g: Float32Array, spread: number, divisor: number): Float32Array {
       const n = g.length * spread;

@@ -10,8 +10,10 @@ function split(shape: Shape, axis: number): [number, number, number] {
   return [sizeOf(shape.slice(0, axis)), shape[axis]!, sizeOf(shape.slice(axis + 1))];
 }
 
-function sumAxis(x: Float32Array, shape: Shape, axis: number): Float32Array {
-  const [outer, len, inner] = split(shape, axis);
+/** out [outer, inner] = the float64 sum over len of x viewed as [outer, len, inner], rounded once. */
+export type SumAxisFn = (x: Float32Array, outer: number, len: number, inner: number) => Float32Array;
+
+function sumAxis(x: Float32Array, outer: number, len: number, inner: number): Float32Array {
   const out = new Float32Array(outer * inner);
   const acc = new Float64Array(inner);
   for (let o = 0; o < outer; o++) {
@@ -26,14 +28,23 @@ function sumAxis(x: Float32Array, shape: Shape, axis: number): Float32Array {
   return out;
 }
 
-export function sum(x: Float32Array, shape: Shape, axes: readonly number[]): Float32Array {
+/**
+ * Sum over `axes` as a sequence of single-axis sums (`axisSum`, each rounded to float32): the
+ * reference's order, which a native single-axis kernel plugs into to give the same bits.
+ */
+export function sumAxes(x: Float32Array, shape: Shape, axes: readonly number[], axisSum: SumAxisFn): Float32Array {
   let cur = x;
   const s = [...shape];
   for (const a of axes) {
-    cur = sumAxis(cur, s, a);
+    const [outer, len, inner] = split(s, a);
+    cur = axisSum(cur, outer, len, inner);
     s[a] = 1;
   }
   return cur === x ? Float32Array.from(x) : cur;
+}
+
+export function sum(x: Float32Array, shape: Shape, axes: readonly number[]): Float32Array {
+  return sumAxes(x, shape, axes, sumAxis);
 }
 
 /** out[i·spread + j] = g[i] (divisor 0), or fround(g[i] / divisor) (Backend.spread). */
