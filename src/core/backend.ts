@@ -10,6 +10,7 @@
  */
 
 import type { Recycler } from './recycle.js';
+import type { ChannelActGrads } from '../backends/ref/channel_act.js';
 
 export type Shape = readonly number[];
 
@@ -71,6 +72,14 @@ export interface Backend {
    */
   conv2dBackwardSign?(x: Float32Array, xShape: Shape, dy: Float32Array, w: Float32Array, wShape: Shape, p: Conv2dParams,
     grad: { kind: 'clipped_ste'; clip: number } | { kind: 'approx_sign' }, dxAddend?: Float32Array | null, inPlace?: boolean): { dx: Float32Array; dw: Float32Array };
+  /**
+   * Optional: the per-channel activation u = x + b0[c]; y = (u >= 0 ? pos[c]·u : neg[c]·u) + b1[c]
+   * over x [n, C, inner], each step rounded to float32 (absent b0 / b1: 0, absent pos: 1), equal to
+   * backends/ref/channel_act.ts. A new array.
+   */
+  channelAct?(x: Float32Array, n: number, C: number, inner: number, b0: Float32Array | null, pos: Float32Array | null, neg: Float32Array, b1: Float32Array | null): Float32Array;
+  /** Optional: its backward (dx and the per-channel parameter gradients), equal to backends/ref/channel_act.ts. */
+  channelActBackward?(g: Float32Array, x: Float32Array, n: number, C: number, inner: number, b0: Float32Array | null, pos: Float32Array | null, neg: Float32Array): ChannelActGrads;
   /** Optional: a[i] = a[i] + b[i] in place (equal lengths), the same bits as binary('add'). */
   addInPlace?(a: Float32Array, b: Float32Array): void;
   /**

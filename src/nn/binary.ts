@@ -139,9 +139,9 @@ export class BinaryConv2d extends BinaryLayerBase {
     const packable = this.packable();
     const withBias = (y: Tensor) => (this.bias ? add(y, reshape(this.bias, [1, this.outChannels, 1, 1])) : y);
     // A sign quantizer with a pointwise pseudo-gradient fuses into the packed conv (no ±1 tensor).
-    const signGrad = packable && fusedSignEnabled() ? this.inputQuantizer!.signGrad() : null;
-    if (signGrad) {
-      const y = packedSignConv2d(x, wq, conv, this.padValue, signGrad);
+    const fused = packable && fusedSignEnabled() ? this.inputQuantizer!.fusedSign(x) : null;
+    if (fused) {
+      const y = packedSignConv2d(fused.input, wq, conv, this.padValue, fused.grad);
       if (y) return withBias(y);
     }
     let xq = this.inputQuantizer ? this.inputQuantizer.apply(x) : x;

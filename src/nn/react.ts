@@ -1,6 +1,7 @@
 import { fail, fmtShape } from '../core/errors.js';
 import { full, type Tensor } from '../core/tensor.js';
-import { add, mul, neg, relu, sub } from '../ops/elementwise.js';
+import { add } from '../ops/elementwise.js';
+import { channelAct } from '../ops/channel_act.js';
 import { reshape } from '../ops/shape.js';
 import { PReLU } from './layers.js';
 import { Module } from './module.js';
@@ -61,7 +62,8 @@ export class RPReLU extends Module {
   forward(x: Tensor): Tensor {
     // PReLU(C) with C = 1 shares one slope and skips its channel check: check here instead.
     perChannel('RPReLU', this.move0.bias, x);
-    return this.move1.forward(this.prelu.forward(this.move0.forward(x)));
+    // One fused op (ops/channel_act.ts): the same forward values as move1(prelu(move0(x))).
+    return channelAct(x, { b0: this.move0.bias, neg: this.prelu.weight, b1: this.move1.bias });
   }
 
   override describe(): string {
@@ -76,7 +78,8 @@ export class RPReLU extends Module {
  *   y = posScale_c · ReLU(x) − negScale_c · ReLU(−x),
  *
  * parameters "posScale" and "negScale" of shape [C] (the code's pos_scale / neg_scale), initialised
- * to 1 and 0.25. At x = 0 both ReLUs have gradient 0, so dy/dx(0) = 0.
+ * to 1 and 0.25. Computed as `channelAct` (x >= 0 ? posScale·x : negScale·x, the same values); at
+ * x = 0 exactly its gradient takes the posScale side (the composite's two ReLUs gave 0 there).
  */
 export class Maxout extends Module {
   readonly posScale: Tensor;
@@ -90,9 +93,9 @@ export class Maxout extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const gp = perChannel('Maxout', this.posScale, x);
-    const gn = perChannel('Maxout', this.negScale, x);
-    return sub(mul(gp, relu(x)), mul(gn, relu(neg(x))));
+    perChannel('Maxout', this.posScale, x);
+    // One fused op (ops/channel_act.ts): the same forward values as the two-ReLU composite.
+    return channelAct(x, { pos: this.posScale, neg: this.negScale });
   }
 
   override describe(): string {

@@ -36,6 +36,17 @@ export abstract class Quantizer extends Module {
     return null;
   }
 
+  /**
+   * The fused form of this input quantizer for binary layers: sign(input) with the pointwise
+   * pseudo-gradient `grad`, where `input` is x itself (a sign quantizer: `signGrad`) or a tensor
+   * computed from x with ordinary ops (ReActNet's RSign: x + b, so sign(x + b) fuses too and b's
+   * gradient flows through the add). Null when the quantizer does not fuse.
+   */
+  fusedSign(x: Tensor): { input: Tensor; grad: SignGrad } | null {
+    const grad = this.signGrad();
+    return grad ? { input: x, grad } : null;
+  }
+
   override describe(): string {
     return this.alias;
   }

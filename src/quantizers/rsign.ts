@@ -2,7 +2,9 @@ import { fail, fmtShape } from '../core/errors.js';
 import { full, type Tensor, wrap } from '../core/tensor.js';
 import { customGrad } from '../ops/custom.js';
 import { approxSignDerivative } from './approx_sign.js';
-import { Quantizer, type QuantizerConfig, type QuantizerContext } from './quantizer.js';
+import { add } from '../ops/elementwise.js';
+import { reshape } from '../ops/shape.js';
+import { Quantizer, type QuantizerConfig, type QuantizerContext, type SignGrad } from './quantizer.js';
 
 /**
  * `rsign` — ReActNet's RSign: sign with a learnable per-channel threshold (Liu et al., "ReActNet",
@@ -64,6 +66,19 @@ export class RSign extends Quantizer {
         return [wrap(gx, x.shape), wrap(gb, [C])];
       },
     );
+  }
+
+  /**
+   * sign(x + b) with ApproxSign's gradient, fused into the packed conv: x + b is one broadcast add
+   * (b's gradient, the sum of the add's gradient over every axis but 1, flows through it), and the
+   * conv packs the signs itself. The same forward bits as `apply`; b's gradient is the same sum in
+   * the reduction's order. Not when `apply` was replaced.
+   */
+  override fusedSign(x: Tensor): { input: Tensor; grad: SignGrad } | null {
+    if (this.apply !== RSign.prototype.apply) return null;
+    const C = this.channels;
+    if (x.rank < 2 || x.shape[1] !== C) fail('rsign', `input [N, ${C}, ...] (${C} channels on axis 1)`, `shape ${fmtShape(x.shape)}`);
+    return { input: add(x, reshape(this.bias, [1, C, ...Array<number>(x.rank - 2).fill(1)])), grad: { kind: 'approx_sign' } };
   }
 
   config(): QuantizerConfig {

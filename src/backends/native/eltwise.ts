@@ -12,6 +12,7 @@ import { approxSignBackwardLoop, binary as refBinary, unary as refUnary } from '
 import { spread as refSpread, sum as refSum, sumAxes } from '../ref/reduce.js';
 import { loadAddon, type NativeAddon } from './addon.js';
 import { outputF32 } from './alloc.js';
+import { channelAct as refChannelAct, channelActBackward as refChannelActBackward, type ChannelActGrads } from '../ref/channel_act.js';
 
 /** The addon's elementwise entry points (op codes in native/eltwise/eltwise.cc). */
 export interface EltwiseAddon extends NativeAddon {
@@ -28,6 +29,9 @@ export interface EltwiseAddon extends NativeAddon {
   portableConv2dF32?(out: Float32Array, x: Float32Array, w: Float32Array, bias: Float32Array | null, residual: Float32Array | null, geom: Int32Array): void;
   channelActF32?(out: Float32Array, x: Float32Array, r: Float32Array | null, n: number, C: number, inner: number,
     b0: Float32Array | null, pos: Float32Array | null, neg: Float32Array, b1: Float32Array | null): void;
+  /** The backward of channelActF32 (native/eltwise/act_grad.cc; older addons lack it). */
+  channelActBackwardF32?(dx: Float32Array, dparams: Float32Array, g: Float32Array, x: Float32Array, n: number, C: number, inner: number,
+    b0: Float32Array | null, pos: Float32Array | null, neg: Float32Array): void;
   /** s when every value is ±s for one s > 0, else −1. */
   symmetricScaleF32(x: Float32Array): number;
   /** out [outer, inner] = the float64 sum over len of x [outer, len, inner] (older addons lack it). */
@@ -46,7 +50,7 @@ const STRIDED_OPS: Partial<Record<BinaryKernel, number>> = {
   add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5, greater: 6, greaterEqual: 7, equal: 8,
 };
 
-export type EltwiseKernels = Pick<Backend, 'unary' | 'binary' | 'shortcutA' | 'sum' | 'spread'> & Required<Pick<Backend, 'clippedSte' | 'symmetricScale' | 'scaleChannels' | 'approxSignBackward' | 'hasNaN' | 'signInto' | 'addInPlace'>>;
+export type EltwiseKernels = Pick<Backend, 'unary' | 'binary' | 'shortcutA' | 'sum' | 'spread' | 'channelAct' | 'channelActBackward'> & Required<Pick<Backend, 'clippedSte' | 'symmetricScale' | 'scaleChannels' | 'approxSignBackward' | 'hasNaN' | 'signInto' | 'addInPlace'>>;
 
 /** The addon typed for its elementwise kernels, or null when it is not built (or predates them). */
 export function eltwiseAddon(): EltwiseAddon | null {
@@ -118,6 +122,22 @@ function make(addon: EltwiseAddon): EltwiseKernels {
           const out = outputF32(dir === 'forward' ? N * outC * Math.ceil(H / 2) * Math.ceil(W / 2) : N * C * H * W);
           addon.shortcutAF32!(dir === 'forward' ? 0 : 1, out, src, N, C, H, W, outC);
           return out;
+        },
+      }
+      : {}),
+    ...(typeof addon.channelActF32 === 'function' && typeof addon.channelActBackwardF32 === 'function'
+      ? {
+        channelAct(x: Float32Array, n: number, C: number, inner: number, b0: Float32Array | null, pos: Float32Array | null, neg: Float32Array, b1: Float32Array | null): Float32Array {
+          if (x.length < NATIVE_ELTWISE_MIN) return refChannelAct(x, n, C, inner, b0, pos, neg, b1);
+          const out = outputF32(x.length);
+          addon.channelActF32!(out, x, null, n, C, inner, b0, pos, neg, b1);
+          return out;
+        },
+        channelActBackward(g: Float32Array, x: Float32Array, n: number, C: number, inner: number, b0: Float32Array | null, pos: Float32Array | null, neg: Float32Array): ChannelActGrads {
+          if (x.length < NATIVE_ELTWISE_MIN) return refChannelActBackward(g, x, n, C, inner, b0, pos, neg);
+          const dx = outputF32(x.length), dp = new Float32Array(4 * C);
+          addon.channelActBackwardF32!(dx, dp, g, x, n, C, inner, b0, pos, neg);
+          return { dx, db0: dp.slice(0, C), dpos: dp.slice(C, 2 * C), dneg: dp.slice(2 * C, 3 * C), db1: dp.slice(3 * C) };
         },
       }
       : {}),
