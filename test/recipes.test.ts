@@ -15,6 +15,10 @@ import { loadCheckpoint, saveCheckpoint } from '../src/train/checkpoint.js';
 import { loadTeacher, teacherLogits, trainingLoss } from '../src/train/distill.js';
 import { initFromCheckpoint, type InitFromReport } from '../src/train/init_from.js';
 import { loadTrainedModel, setup, train } from '../src/train/trainer.js';
+import { manualSeed } from '../src/core/rng.js';
+import { methodPreset } from '../src/models/methods.js';
+import { resnet20 } from '../src/models/resnet20.js';
+import { formatInitFrom } from '../src/cli/commands.js';
 import { assertClose } from './util/gradcheck.js';
 
 const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
@@ -213,6 +217,36 @@ test('two-step: step 2 (binary weights) starts from step 1 (real weights): right
   assert.match(c.stdout, /kept at initialisation \(not in the checkpoint\) 6: .*kernelQuantizer\.s/);
   assert.match(c.stdout, /ignored \(not in this model\) 0/);
   for (const d of [d1, d2]) fs.rmSync(d, { recursive: true, force: true });
+});
+
+test('init-from across presets whose layer indices differ (bireal ResNet-20 → reactnet): layers matched by position, reported', () => {
+  const d = tmp();
+  manualSeed(11);
+  const src = resnet20(methodPreset('bireal'));
+  const ck = path.join(d, 'bireal.ckpt');
+  saveCheckpoint(ck, { meta: {}, tensors: new Map([...src.stateDict()].map(([n, t]) => [`model.${n}`, { shape: [...t.shape], data: Float32Array.from(t.f32()) }])) });
+  const dst = resnet20(methodPreset('reactnet'));
+  const r = initFromCheckpoint(dst, ck);
+  // The stem's activation is layer 2 of the reactnet net: bireal's layers 2… land one index later.
+  assert.deepEqual(r.renamed.slice(0, 4), [['0', '0'], ['1', '1'], ['2', '3'], ['3', '4']]);
+  assert.deepEqual(r.renamed.at(-1), ['13', '14']);
+  assert.deepEqual(r.unexpected, []);
+  const srcSd = src.stateDict(), dstSd = dst.stateDict();
+  assert.equal(r.loaded.length, srcSd.size);
+  for (const [n, t] of srcSd) {
+    const m = /^(\d+)(.*)$/.exec(n)!;
+    const to = `${+m[1]! >= 2 ? +m[1]! + 1 : +m[1]!}${m[2]}`;
+    assert.deepEqual(Array.from(dstSd.get(to)!.f32()), Array.from(t.f32()), `${n} → ${to}`);
+  }
+  // What stays at init: the activations and RSign thresholds the bireal net does not have.
+  assert.ok(r.missing.length > 0 && r.missing.every((n) => /(^2\.|act\d|inputQuantizer\.bias)/.test(n)), r.missing.join(' '));
+  assert.match(formatInitFrom(r), /layers matched by position \(checkpoint → model\): 2 → 3, 3 → 4, .*13 → 14/);
+  // The other way round the reactnet layers have tensors the bireal ones lack: no silent partial
+  // load, the name-mismatch error stands.
+  const back = path.join(d, 'reactnet.ckpt');
+  saveCheckpoint(back, { meta: {}, tensors: new Map([...dstSd].map(([n, t]) => [`model.${n}`, { shape: [...t.shape], data: Float32Array.from(t.f32()) }])) });
+  assert.throws(() => initFromCheckpoint(resnet20(methodPreset('bireal')), back), /--init-from .*: expected tensors of the same shape as the model for every shared name/);
+  fs.rmSync(d, { recursive: true, force: true });
 });
 
 // ---------------------------------------------------------------- CIFAR-shaped kill-and-resume

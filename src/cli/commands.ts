@@ -171,6 +171,9 @@ export function formatInitFrom(r: InitFromReport): string {
     `init-from ${r.file}: loaded ${r.loaded.length} tensors`,
     `  kept at initialisation (not in the checkpoint) ${r.missing.length}${names(r.missing)}`,
     `  ignored (not in this model) ${r.unexpected.length}${names(r.unexpected)}`,
+    ...(r.renamed.length
+      ? [`  names did not line up; layers matched by position (checkpoint → model): ${r.renamed.filter(([a, b]) => a !== b).map(([a, b]) => `${a} → ${b}`).join(', ') || 'none moved'}`]
+      : []),
   ].join('\n');
 }
 
