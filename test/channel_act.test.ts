@@ -1,6 +1,7 @@
 import './util/poison_outputs.js';
 import '../src/index.js';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { refBackend } from '../src/backends/ref/index.js';
 import { createNativeBackend } from '../src/backends/native/index.js';
@@ -72,6 +73,29 @@ test('native channelAct / channelActBackward == the reference kernels, bit for b
     /channelActBackwardF32: expected dx, g, x of n·C·inner elements/);
   assert.throws(() => addon!.channelActBackwardF32!(new Float32Array(4), new Float32Array(8), new Float32Array(4), new Float32Array(4), 1, 2, 2, null, null, new Float32Array(3)),
     /b0, pos and neg must have C elements/);
+});
+
+test('native channelActBackward == the reference under the portable variant too (ONEBIT_ISA=ref, child process)', { skip: addon?.channelActBackwardF32 ? false : 'native addon not built' }, () => {
+  const url = (rel: string): string => new URL(rel, import.meta.url).href;
+  const code = `
+    const { eltwiseAddon } = await import(${JSON.stringify(url('../src/backends/native/eltwise.js'))});
+    const { channelActBackward } = await import(${JSON.stringify(url('../src/backends/ref/channel_act.js'))});
+    const { Rng } = await import(${JSON.stringify(url('../src/core/rng.js'))});
+    const a = eltwiseAddon(), bad = [];
+    for (const [n, C, inner] of ${JSON.stringify(SHAPES)}) {
+      const r = new Rng(n * 100 + inner), len = n * C * inner;
+      const v = (k, lo, hi) => Float32Array.from({ length: k }, (_, i) => (i % 7 === 3 ? 0 : r.uniform(lo, hi)));
+      const x = v(len, -2, 2), g = v(len, -1, 1), b0 = v(C, -0.5, 0.5), pos = v(C, 0.5, 1.5), neg = v(C, -0.5, 0.5);
+      const dx = new Float32Array(len), dp = new Float32Array(4 * C);
+      a.channelActBackwardF32(dx, dp, g, x, n, C, inner, b0, pos, neg);
+      const want = channelActBackward(g, x, n, C, inner, b0, pos, neg);
+      const all = [...want.db0, ...want.dpos, ...want.dneg, ...want.db1];
+      if (dx.some((e, i) => !Object.is(e, want.dx[i])) || dp.some((e, i) => !Object.is(e, Math.fround(all[i])))) bad.push(n + ',' + C + ',' + inner);
+    }
+    console.log(a.info().isa + ' ' + (bad.length ? 'MISMATCH ' + bad.join(' ') : 'ok'));`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { env: { ...process.env, ONEBIT_ISA: 'ref' }, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'ref ok');
 });
 
 test('reference channelActBackward: the per-channel sums are the float64 sums of their terms', () => {

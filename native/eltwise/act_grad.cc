@@ -10,6 +10,7 @@
 //     each accumulated in float64 over kLanes lanes (element j of every row (b, c) into lane
 //     j mod kLanes, rows in order b), lanes added pairwise, rounded once.
 //
+// The AVX2 variant runs unless the addon's ISA selection is the portable one (ONEBIT_ISA=ref).
 // Channels are split over the OpenMP threads (each channel's sums are one thread's), so the result
 // does not depend on the thread count.
 #include <cstdint>
@@ -31,45 +32,27 @@ inline double LaneTotal(const double* l) {
   return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 }
 
-// The sums of one channel over its n rows (the accumulators are locals, so they stay in registers;
-// branch-free selects, so the lane loop vectorizes).
-void Channel(float* __restrict dx, const float* __restrict g, const float* __restrict x, int64_t n, int64_t stride,
-             int64_t len, float s0, float p, float q, double out[4]) {
-  double a0[kLanes] = {}, ap[kLanes] = {}, an[kLanes] = {}, a1[kLanes] = {};
+// One element: writes dx and adds its four terms to lane k of the sums (db0 | dpos | dneg | db1).
+inline void Step(double (&l)[4][kLanes], int k, float* d, float xv, float gi, float s0, float p, float q) {
+  const float u = xv + s0;
+  const bool nonneg = u >= 0.f;
+  const float dv = gi * (nonneg ? p : q);
+  *d = dv;
+  const double gu = static_cast<double>(gi) * static_cast<double>(u);
+  l[0][k] += dv;
+  l[1][k] += nonneg ? gu : 0.0;
+  l[2][k] += nonneg ? 0.0 : gu;
+  l[3][k] += gi;
+}
+
+// The sums of one channel over its n rows, element by element (the portable path).
+void Channel(float* dx, const float* g, const float* x, int64_t n, int64_t stride, int64_t len, float s0, float p, float q,
+             double out[4]) {
+  double l[4][kLanes] = {};
   for (int64_t b = 0; b < n; b++) {
-    float* __restrict d = dx + b * stride;
-    const float* __restrict gr = g + b * stride;
-    const float* __restrict xr = x + b * stride;
-    int64_t j = 0;
-    for (; j + kLanes <= len; j += kLanes) {
-      for (int k = 0; k < kLanes; k++) {
-        const float u = xr[j + k] + s0, gi = gr[j + k];
-        const bool nonneg = u >= 0.f;
-        const float dv = gi * (nonneg ? p : q);
-        d[j + k] = dv;
-        const double gu = static_cast<double>(gi) * static_cast<double>(u);
-        a0[k] += dv;
-        ap[k] += nonneg ? gu : 0.0;
-        an[k] += nonneg ? 0.0 : gu;
-        a1[k] += gi;
-      }
-    }
-    for (int k = 0; j < len; j++, k++) {
-      const float u = xr[j] + s0, gi = gr[j];
-      const bool nonneg = u >= 0.f;
-      const float dv = gi * (nonneg ? p : q);
-      d[j] = dv;
-      const double gu = static_cast<double>(gi) * static_cast<double>(u);
-      a0[k] += dv;
-      ap[k] += nonneg ? gu : 0.0;
-      an[k] += nonneg ? 0.0 : gu;
-      a1[k] += gi;
-    }
+    for (int64_t j = 0; j < len; j++) Step(l, static_cast<int>(j % kLanes), dx + b * stride + j, x[b * stride + j], g[b * stride + j], s0, p, q);
   }
-  out[0] = LaneTotal(a0);
-  out[1] = LaneTotal(ap);
-  out[2] = LaneTotal(an);
-  out[3] = LaneTotal(a1);
+  for (int s = 0; s < 4; s++) out[s] = LaneTotal(l[s]);
 }
 
 #ifdef ONEBIT_ACT_GRAD_AVX2
@@ -111,17 +94,7 @@ __attribute__((target("avx2"))) void ChannelAvx2(float* __restrict dx, const flo
         _mm256_store_pd(l[s], acc[2 * s]);
         _mm256_store_pd(l[s] + 4, acc[2 * s + 1]);
       }
-      for (int k = 0; j < len; j++, k++) {
-        const float u = xr[j] + s0, gi = gr[j];
-        const bool nonneg = u >= 0.f;
-        const float dv = gi * (nonneg ? p : q);
-        d[j] = dv;
-        const double gu = static_cast<double>(gi) * static_cast<double>(u);
-        l[0][k] += dv;
-        l[1][k] += nonneg ? gu : 0.0;
-        l[2][k] += nonneg ? 0.0 : gu;
-        l[3][k] += gi;
-      }
+      for (int k = 0; j < len; j++, k++) Step(l, k, d + j, xr[j], gr[j], s0, p, q);
       for (int s = 0; s < 4; s++) {
         acc[2 * s] = _mm256_load_pd(l[s]);
         acc[2 * s + 1] = _mm256_load_pd(l[s] + 4);
@@ -136,7 +109,6 @@ __attribute__((target("avx2"))) void ChannelAvx2(float* __restrict dx, const flo
   }
 }
 
-const bool kHaveAvx2 = __builtin_cpu_supports("avx2");
 #endif
 
 Napi::Value ChannelActBackwardF32(const Napi::CallbackInfo& info) {
@@ -165,12 +137,16 @@ Napi::Value ChannelActBackwardF32(const Napi::CallbackInfo& info) {
     if (static_cast<int64_t>(len) != C) return Fail(env, "channelActBackwardF32: b0, pos and neg must have C elements");
   }
   const float *b0 = opt[0], *pos = opt[1], *neg = opt[2];
+#ifdef ONEBIT_ACT_GRAD_AVX2
+  // AVX2 on every CPU the addon's ISA selection (ONEBIT_ISA) allows above the portable variant.
+  const bool avx2 = SelectedIsa() != Isa::kRef;
+#endif
 #pragma omp parallel for schedule(static) if (static_cast<int64_t>(nx) >= kParallel)
   for (int64_t c = 0; c < C; c++) {
     const float s0 = b0 ? b0[c] : 0.f, p = pos ? pos[c] : 1.f, q = neg[c];
     double t[4];
 #ifdef ONEBIT_ACT_GRAD_AVX2
-    if (kHaveAvx2) ChannelAvx2(dx + c * inner, g + c * inner, x + c * inner, n, C * inner, inner, s0, p, q, t);
+    if (avx2) ChannelAvx2(dx + c * inner, g + c * inner, x + c * inner, n, C * inner, inner, s0, p, q, t);
     else
 #endif
       Channel(dx + c * inner, g + c * inner, x + c * inner, n, C * inner, inner, s0, p, q, t);

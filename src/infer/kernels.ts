@@ -1,4 +1,5 @@
 import type { InferBackend, PreparedConv2d } from './backend.js';
+import { channelAct as refChannelAct } from '../backends/ref/channel_act.js';
 
 /**
  * Float kernels of the inference engine, batched: every function takes per-sample shapes and a
@@ -49,18 +50,7 @@ export function channelAct(
   const C = shape[0]!, m = inner(shape);
   if (be.channelAct) return be.channelAct(x, residual ?? null, n, C, m, b0 ?? null, pos ?? null, neg, b1 ?? null, alloc?.(x.length));
   if (residual) x = add(x, residual);
-  const y = new Float32Array(x.length);
-  const fr = Math.fround;
-  for (let b = 0, i = 0; b < n; b++) {
-    for (let c = 0; c < C; c++) {
-      const s0 = b0 ? b0[c]! : 0, p = pos ? pos[c]! : 1, q = neg[c]!, s1 = b1 ? b1[c]! : 0;
-      for (const e = i + m; i < e; i++) {
-        const u = fr(x[i]! + s0);
-        y[i] = fr(u >= 0 ? p * u : q * u) + s1;
-      }
-    }
-  }
-  return y;
+  return refChannelAct(x, n, C, m, b0 ?? null, pos ?? null, neg, b1 ?? null);
 }
 
 /** min(max(x, lo), hi). */
