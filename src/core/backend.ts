@@ -10,9 +10,17 @@
  */
 
 import type { Recycler } from './recycle.js';
-import type { ChannelActGrads } from '../backends/ref/channel_act.js';
 
 export type Shape = readonly number[];
+
+/** dx and the per-channel parameter gradients of the `channelAct` kernel (each [C]). */
+export interface ChannelActGrads {
+  dx: Float32Array;
+  db0: Float32Array;
+  dpos: Float32Array;
+  dneg: Float32Array;
+  db1: Float32Array;
+}
 
 export type UnaryKernel = 'neg' | 'exp' | 'log' | 'sqrt' | 'abs' | 'sign' | 'relu' | 'tanh' | 'reciprocal' | 'square';
 export type BinaryKernel = 'add' | 'sub' | 'mul' | 'div' | 'maximum' | 'minimum' | 'greater' | 'greaterEqual' | 'equal' | 'pow';

@@ -12,11 +12,16 @@ function positiveChannels(what: string, c: number): void {
   if (!Number.isInteger(c) || c <= 0) fail(`${what} channels`, 'a positive integer', String(c));
 }
 
-/** A per-channel vector [C] reshaped to [1, C, 1, …] to broadcast over x (channels on axis 1). */
-function perChannel(what: string, p: Tensor, x: Tensor): Tensor {
+/** x must have as many channels (axis 1) as the per-channel vector p [C]. */
+function checkChannels(what: string, p: Tensor, x: Tensor): void {
   const C = p.shape[0]!;
   if (x.rank < 2 || x.shape[1] !== C) fail(what, `input [N, ${C}, ...] (${C} channels on axis 1)`, `shape ${fmtShape(x.shape)}`);
-  return reshape(p, [1, C, ...Array<number>(x.rank - 2).fill(1)]);
+}
+
+/** A per-channel vector [C] reshaped to [1, C, 1, …] to broadcast over x (channels on axis 1). */
+function perChannel(what: string, p: Tensor, x: Tensor): Tensor {
+  checkChannels(what, p, x);
+  return reshape(p, [1, p.shape[0]!, ...Array<number>(x.rank - 2).fill(1)]);
 }
 
 /**
@@ -61,7 +66,7 @@ export class RPReLU extends Module {
 
   forward(x: Tensor): Tensor {
     // PReLU(C) with C = 1 shares one slope and skips its channel check: check here instead.
-    perChannel('RPReLU', this.move0.bias, x);
+    checkChannels('RPReLU', this.move0.bias, x);
     // One fused op (ops/channel_act.ts): the same forward values as move1(prelu(move0(x))).
     return channelAct(x, { b0: this.move0.bias, neg: this.prelu.weight, b1: this.move1.bias });
   }
@@ -93,7 +98,7 @@ export class Maxout extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    perChannel('Maxout', this.posScale, x);
+    checkChannels('Maxout', this.posScale, x);
     // One fused op (ops/channel_act.ts): the same forward values as the two-ReLU composite.
     return channelAct(x, { pos: this.posScale, neg: this.negScale });
   }

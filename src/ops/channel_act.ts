@@ -33,12 +33,10 @@ export function channelAct(x: Tensor, p: ChannelActParams): Tensor {
   const be = backend();
   const xv = x.f32('channelAct');
   const b0 = p.b0?.f32() ?? null, pos = p.pos?.f32() ?? null, neg = p.neg.f32(), b1 = p.b1?.f32() ?? null;
-  const y = x.size === 0 ? new Float32Array(0) : (be.channelAct ?? refChannelAct)(xv, N, C, inner, b0, pos, neg, b1);
+  const y = (be.channelAct ?? refChannelAct)(xv, N, C, inner, b0, pos, neg, b1);
   const inputs = [x, ...params.map(([, t]) => t).filter((t): t is Tensor => !!t)];
   return record(wrap(y, x.shape), 'channelAct', inputs, (g) => {
-    const r = x.size === 0
-      ? { dx: new Float32Array(0), db0: new Float32Array(C), dpos: new Float32Array(C), dneg: new Float32Array(C), db1: new Float32Array(C) }
-      : (be.channelActBackward ?? refChannelActBackward)(g.f32(), xv, N, C, inner, b0, pos, neg);
+    const r = (be.channelActBackward ?? refChannelActBackward)(g.f32(), xv, N, C, inner, b0, pos, neg);
     const grads = [fresh(wrap(r.dx, x.shape))];
     if (p.b0) grads.push(fresh(wrap(r.db0, [C])));
     if (p.pos) grads.push(fresh(wrap(r.dpos, [C])));

@@ -29,8 +29,7 @@ export class RSign extends Quantizer {
   }
 
   apply(x: Tensor): Tensor {
-    const C = this.channels;
-    if (x.rank < 2 || x.shape[1] !== C) fail('rsign', `input [N, ${C}, ...] (${C} channels on axis 1)`, `shape ${fmtShape(x.shape)}`);
+    const C = this.checkInput(x);
     const N = x.shape[0]!, inner = x.size / (N * C);
     // u = x + b (b broadcast over axis 1), computed once; forward and backward both read it.
     const shifted = (xv: Float32Array, bv: Float32Array): Float32Array => {
@@ -76,9 +75,15 @@ export class RSign extends Quantizer {
    */
   override fusedSign(x: Tensor): { input: Tensor; grad: SignGrad } | null {
     if (this.apply !== RSign.prototype.apply) return null;
+    const C = this.checkInput(x);
+    return { input: add(x, reshape(this.bias, [1, C, ...Array<number>(x.rank - 2).fill(1)])), grad: { kind: 'approx_sign' } };
+  }
+
+  /** x must be [N, C, ...] with this quantizer's C; returns C. */
+  private checkInput(x: Tensor): number {
     const C = this.channels;
     if (x.rank < 2 || x.shape[1] !== C) fail('rsign', `input [N, ${C}, ...] (${C} channels on axis 1)`, `shape ${fmtShape(x.shape)}`);
-    return { input: add(x, reshape(this.bias, [1, C, ...Array<number>(x.rank - 2).fill(1)])), grad: { kind: 'approx_sign' } };
+    return C;
   }
 
   config(): QuantizerConfig {

@@ -47,10 +47,11 @@ function groups<T>(m: Map<string, T>): { prefix: string; names: Map<string, T> }
  * every shared name of the same shape; layers in between (on either side) are skipped. Null when
  * this does not place every checkpoint tensor of a matched layer, or matches nothing.
  */
-function alignByPosition(own: Map<string, Tensor>, src: Src): { src: Src; renamed: [string, string][] } | null {
+function alignByPosition(own: Map<string, Tensor>, src: Src): { src: Src; renamed: [string, string][]; skipped: string[] } | null {
   const mg = groups(own), cg = groups(src);
   const out: Src = new Map();
   const renamed: [string, string][] = [];
+  const matched = new Set<number>();
   let i = 0;
   for (const m of mg) {
     for (let k = i; k < cg.length; k++) {
@@ -60,11 +61,14 @@ function alignByPosition(own: Map<string, Tensor>, src: Src): { src: Src; rename
       if (shared.length !== c.names.size) return null; // the layers differ: not a positional match
       for (const n of shared) out.set(n ? `${m.prefix}.${n}` : m.prefix, c.names.get(n)!);
       renamed.push([c.prefix, m.prefix]);
+      matched.add(k);
       i = k + 1;
       break;
     }
   }
-  return renamed.length ? { src: out, renamed } : null;
+  // A matched layer's tensors all moved; the checkpoint layers no model layer took are skipped.
+  const skipped = cg.filter((_, k) => !matched.has(k)).flatMap((c) => [...c.names.keys()].map((n) => (n ? `${c.prefix}.${n}` : c.prefix)));
+  return renamed.length ? { src: out, renamed, skipped } : null;
 }
 
 /**
@@ -95,12 +99,14 @@ export function initFromCheckpoint(model: Module, file: string): InitFromReport 
   };
   let r = match(src);
   let renamed: [string, string][] = [];
+  // Checkpoint tensors not loaded, by their checkpoint names.
+  let unexpected = [...src.keys()].filter((n) => !own.has(n));
   const srcCount = src.size;
   if (r.bad.length || !r.loaded.length) {
     const aligned = alignByPosition(own, src);
     const ra = aligned && match(aligned.src);
     if (ra && !ra.bad.length && ra.loaded.length) {
-      ({ src, renamed } = aligned);
+      ({ src, renamed, skipped: unexpected } = aligned);
       r = ra;
     }
   }
@@ -113,12 +119,5 @@ export function initFromCheckpoint(model: Module, file: string): InitFromReport 
   }
   const state = new Map<string, Float32Array>(r.loaded.map((n) => [n, src.get(n)!.data]));
   model.loadStateDict(state, false);
-  // Unexpected: checkpoint tensors not loaded (by their checkpoint names).
-  const unexpected = renamed.length
-    ? [...ck.tensors.keys()].filter((n) => n.startsWith('model.')).map((n) => n.slice(6)).filter((n) => {
-      const dot = n.indexOf('.'), prefix = dot < 0 ? n : n.slice(0, dot);
-      return !renamed.some(([c]) => c === prefix);
-    })
-    : [...src.keys()].filter((n) => !own.has(n));
   return { file, loaded: r.loaded, missing: r.missing, unexpected, renamed };
 }

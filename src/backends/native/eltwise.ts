@@ -5,14 +5,14 @@
  * whose results the native ones equal exactly (conformance_eltwise.test.ts). A large array that
  * falls back is said once per op in the debug log (ONEBIT_DEBUG=1). Null when the addon is not built.
  */
-import type { Backend, BinaryKernel, Shape, UnaryKernel } from '../../core/backend.js';
+import type { Backend, BinaryKernel, ChannelActGrads, Shape, UnaryKernel } from '../../core/backend.js';
 import { debugLog } from '../../core/debug.js';
 import { collapseBroadcast3, shapesEqual, sizeOf } from '../../core/shape.js';
 import { approxSignBackwardLoop, binary as refBinary, unary as refUnary } from '../ref/elementwise.js';
 import { spread as refSpread, sum as refSum, sumAxes } from '../ref/reduce.js';
 import { loadAddon, type NativeAddon } from './addon.js';
 import { outputF32 } from './alloc.js';
-import { channelAct as refChannelAct, channelActBackward as refChannelActBackward, type ChannelActGrads } from '../ref/channel_act.js';
+import { channelAct as refChannelAct, channelActBackward as refChannelActBackward } from '../ref/channel_act.js';
 
 /** The addon's elementwise entry points (op codes in native/eltwise/eltwise.cc). */
 export interface EltwiseAddon extends NativeAddon {

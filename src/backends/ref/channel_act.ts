@@ -1,3 +1,5 @@
+import type { ChannelActGrads } from '../../core/backend.js';
+
 /**
  * Reference kernels of the per-channel activation the ReActNet / AdaBin blocks train with
  * (ops/channel_act.ts): over x viewed as [n, C, inner],
@@ -45,14 +47,6 @@ export function channelAct(
 }
 
 /** dx and the parameter gradients of `channelAct` given dL/dy = g (x is the forward's input). */
-export interface ChannelActGrads {
-  dx: Float32Array;
-  db0: Float32Array;
-  dpos: Float32Array;
-  dneg: Float32Array;
-  db1: Float32Array;
-}
-
 export function channelActBackward(
   g: Float32Array, x: Float32Array, n: number, C: number, inner: number,
   b0: Float32Array | null, pos: Float32Array | null, neg: Float32Array,
