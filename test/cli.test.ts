@@ -57,6 +57,36 @@ test('cli: train prints per-epoch lines with test acc and flip, then eval reads 
   fs.rmSync(out, { recursive: true, force: true });
 });
 
+test('cli: --resume of a run folder stopped before its first checkpoint starts it over from config.json', () => {
+  const args = ['--epochs', '2', '--hidden', '16', '--lr', '0.02', '--train-subset', '300', '--test-subset', '200', '--no-progress', '--seed', '5'];
+  const full = fs.mkdtempSync(path.join(os.tmpdir(), 'onebit-cli-'));
+  assert.equal(run('train', ...args, '--out', full).status, 0);
+  // What a kill inside epoch 1 leaves: config.json only.
+  const early = fs.mkdtempSync(path.join(os.tmpdir(), 'onebit-cli-'));
+  fs.copyFileSync(path.join(full, 'config.json'), path.join(early, 'config.json'));
+  const r = run('train', '--resume', early, '--no-progress');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /no checkpoint yet .*starting it over/);
+  assert.match(r.stdout, /epoch 2\/2/);
+  const losses = (dir: string) => fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).loss);
+  assert.deepEqual(losses(early), losses(full));
+  assert.ok(fs.existsSync(path.join(early, 'last.ckpt')));
+  // A folder with metrics but no checkpoint is not started over (its metrics would be lost): the usual error.
+  const noCkpt = fs.mkdtempSync(path.join(os.tmpdir(), 'onebit-cli-'));
+  for (const f of ['config.json', 'metrics.jsonl']) fs.copyFileSync(path.join(full, f), path.join(noCkpt, f));
+  const bad = run('train', '--resume', noCkpt, '--no-progress');
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /last\.ckpt: expected a readable checkpoint file/);
+  // A broken config.json: one clear error naming it.
+  const broken = fs.mkdtempSync(path.join(os.tmpdir(), 'onebit-cli-'));
+  fs.writeFileSync(path.join(broken, 'config.json'), '{"epochs": 2,');
+  const b = run('train', '--resume', broken, '--no-progress');
+  assert.equal(b.status, 2);
+  assert.match(b.stderr, /config\.json to hold the run's JSON config/);
+  assert.doesNotMatch(b.stderr, /at .*\.js:\d+/);
+  for (const d of [full, early, noCkpt, broken]) fs.rmSync(d, { recursive: true, force: true });
+});
+
 test('cli: SIGKILL mid-run, then --resume, gives the same per-epoch losses as an uninterrupted run', async () => {
   const args = ['--epochs', '4', '--hidden', '32', '--lr', '0.01', '--train-subset', '2000', '--test-subset', '200', '--no-progress', '--seed', '3'];
   const full = fs.mkdtempSync(path.join(os.tmpdir(), 'onebit-cli-'));

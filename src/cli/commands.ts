@@ -63,8 +63,39 @@ export async function ensureDataFor(dataset: string, dataDir: string | undefined
   if (dataset === 'cifar10') await ensureCifar10({ dataDir: dataDir || undefined, progress });
 }
 
+/**
+ * The saved config of a run folder that was stopped before its first epoch ended: config.json is
+ * written at the start, the first checkpoint only after epoch 1, so such a folder has a config but
+ * no last.ckpt/best.ckpt and no metrics. `--resume` starts it over from that config (nothing was
+ * banked, so nothing is lost). Null for anything else (a checkpoint file, a folder with a checkpoint
+ * or with metrics, a missing path): those take the normal resume path and its errors.
+ */
+export function unstartedRunConfig(resumeArg: string): Partial<TrainConfig> | null {
+  if (!fs.existsSync(resumeArg) || !fs.statSync(resumeArg).isDirectory()) return null;
+  const has = (f: string) => fs.existsSync(path.join(resumeArg, f));
+  if (has('last.ckpt') || has('best.ckpt') || !has('config.json')) return null;
+  const metrics = path.join(resumeArg, 'metrics.jsonl');
+  if (fs.existsSync(metrics) && fs.readFileSync(metrics, 'utf8').trim()) return null;
+  const file = path.join(resumeArg, 'config.json');
+  let c: unknown;
+  try {
+    c = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new OnebitError(`--resume: expected ${file} to hold the run's JSON config, but got ${(e as Error).message}. Start the run again with its flags and --out ${resumeArg} --force.`);
+  }
+  if (typeof c !== 'object' || c === null || Array.isArray(c)) {
+    throw new OnebitError(`--resume: expected ${file} to hold a JSON object, but got ${Array.isArray(c) ? 'an array' : JSON.stringify(c)}. Start the run again with its flags and --out ${resumeArg} --force.`);
+  }
+  return c as Partial<TrainConfig>;
+}
+
 /** The dataset a `train` invocation will use (from the checkpoint on --resume). */
 export function datasetOf(flags: TrainFlags): { dataset: string; dataDir?: string } {
+  const unstarted = flags.resume ? unstartedRunConfig(flags.resume) : null;
+  if (unstarted) {
+    const c = resolveConfig(unstarted);
+    return { dataset: c.dataset, dataDir: c.dataDir || undefined };
+  }
   if (flags.resume) return checkpointData(flags.resume);
   const { out: _o, resume: _r, force: _f, progress: _p, ...rest } = flags;
   const c = resolveConfig(rest);
@@ -78,13 +109,20 @@ export function checkpointData(ckpt: string): { dataset: string; dataDir?: strin
 }
 
 export function runTrain(flags: TrainFlags): void {
-  const { out, resume: resumeArg, force, progress, ...rest } = flags;
-  const resume = resumeArg ? resolveCheckpoint(resumeArg) : undefined;
+  const { out: outArg, resume: resumeArg, force, progress, ...rest } = flags;
+  let out = outArg;
+  const unstarted = resumeArg ? unstartedRunConfig(resumeArg) : null;
+  const resume = resumeArg && !unstarted ? resolveCheckpoint(resumeArg) : undefined;
   let config: Partial<TrainConfig> = { ...rest };
   // Like --resume, --teacher and --init-from accept a run folder (its last.ckpt).
   if (rest.teacher) config.teacher = resolveCheckpoint(rest.teacher);
   if (rest.initFrom) config.initFrom = resolveCheckpoint(rest.initFrom);
-  if (resume) {
+  if (unstarted) {
+    // Its saved config rules, as on any resume; only an explicitly given --epochs may change it.
+    config = rest.epochs !== undefined ? { ...unstarted, epochs: rest.epochs } : unstarted;
+    out = resumeArg;
+    console.log(`${resumeArg} has its config.json but no checkpoint yet (stopped before epoch 1 ended): starting it over from that config.`);
+  } else if (resume) {
     // On resume the checkpoint's config rules; only an explicitly given --epochs may extend it.
     config = rest.epochs !== undefined ? { epochs: rest.epochs } : {};
   } else if ((rest.kdWeight !== undefined || rest.kdTemperature !== undefined) && !rest.teacher) {

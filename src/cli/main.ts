@@ -64,7 +64,7 @@ program
   .option('--train-subset <n>', 'train on the first n examples only (0 = all)', int('--train-subset'), d.trainSubset)
   .option('--test-subset <n>', 'evaluate on the first n test examples only (0 = all)', int('--test-subset'), d.testSubset)
   .option('--out <dir>', 'run folder for checkpoints and metrics (default: runs/<dataset>-<arch>-<method>-<time>)')
-  .option('--resume <path>', 'continue from a checkpoint file or a run folder (uses its config; --epochs may extend)')
+  .option('--resume <path>', 'continue from a checkpoint file or a run folder (uses its config; --epochs may extend); a folder stopped before its first checkpoint starts over from its config.json')
   .addOption(new Option('--recipe <name>', 'training recipe filling in every flag not given: adabin-cifar (SGD 0.9, lr 0.1, wd 1e-4, cosine, batch 128, 400 epochs, cifar10), reactnet (Adam, lr 1e-3, linear to 0, wd 1e-5 with --binarize activations else 0); the defaults shown are the default recipe\'s').choices([...CHOICES.recipe]).default(d.recipe))
   .addOption(new Option('--binarize <side>', 'what the binary layers binarize: both, activations (ReActNet step 1: real weights) or weights').choices([...CHOICES.binarize]).default(d.binarize))
   .option('--teacher <ckpt>', 'distil from this checkpoint\'s model (e.g. a --method float run on the same dataset): loss = kd-weight·KD + (1 − kd-weight)·CE')
