@@ -18,7 +18,8 @@
         "native/eltwise/eltwise.cc",
         "native/eltwise/portable_conv.cc",
         "native/eltwise/reduce.cc",
-        "native/eltwise/act_grad.cc"
+        "native/eltwise/act_grad.cc",
+        "native/eltwise/adabin_act.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

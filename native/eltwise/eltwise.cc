@@ -379,11 +379,13 @@ Napi::Value SymmetricScaleF32(const Napi::CallbackInfo& info) {
 void RegisterPortableConv(Napi::Env env, Napi::Object exports);  // portable_conv.cc
 void RegisterReduceKernels(Napi::Env env, Napi::Object exports);  // reduce.cc
 void RegisterActGradKernels(Napi::Env env, Napi::Object exports);  // act_grad.cc
+void RegisterAdabinActKernels(Napi::Env env, Napi::Object exports);  // adabin_act.cc
 
 void RegisterEltwiseKernels(Napi::Env env, Napi::Object exports) {
   RegisterPortableConv(env, exports);
   RegisterReduceKernels(env, exports);
   RegisterActGradKernels(env, exports);
+  RegisterAdabinActKernels(env, exports);
   exports.Set("unaryF32", Napi::Function::New(env, UnaryF32));
   exports.Set("binarySameF32", Napi::Function::New(env, BinarySameF32));
   exports.Set("binaryScalarF32", Napi::Function::New(env, BinaryScalarF32));

@@ -88,6 +88,13 @@ export interface Backend {
   channelAct?(x: Float32Array, n: number, C: number, inner: number, b0: Float32Array | null, pos: Float32Array | null, neg: Float32Array, b1: Float32Array | null): Float32Array;
   /** Optional: its backward (dx and the per-channel parameter gradients), equal to backends/ref/channel_act.ts. */
   channelActBackward?(g: Float32Array, x: Float32Array, n: number, C: number, inner: number, b0: Float32Array | null, pos: Float32Array | null, neg: Float32Array): ChannelActGrads;
+  /**
+   * Optional: AdaBin's activation binarizer (scalars a = α_a, b = β_a; `code` = the official code's
+   * output map, else the paper's) and its backward (dx when `wantDx`, and the float64 sums da, db),
+   * equal to backends/ref/adabin_act.ts. The forward returns a new array.
+   */
+  adabinAct?(x: Float32Array, a: number, b: number, code: boolean): Float32Array;
+  adabinActBackward?(g: Float32Array, x: Float32Array, a: number, b: number, code: boolean, wantDx: boolean): { dx: Float32Array | null; da: number; db: number };
   /** Optional: a[i] = a[i] + b[i] in place (equal lengths), the same bits as binary('add'). */
   addInPlace?(a: Float32Array, b: Float32Array): void;
   /**

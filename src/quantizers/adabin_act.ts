@@ -1,5 +1,7 @@
 import { fail } from '../core/errors.js';
-import { type Tensor, wrap } from '../core/tensor.js';
+import { backend, type Tensor, wrap } from '../core/tensor.js';
+import { adabinAct as refAdabinAct, adabinActBackward as refAdabinActBackward } from '../backends/ref/adabin_act.js';
+import { fresh, needsGrad, record } from '../autograd/tape.js';
 import { add, div, mul, sub } from '../ops/elementwise.js';
 import { approxSign } from './approx_sign.js';
 import { Quantizer, type QuantizerConfig } from './quantizer.js';
@@ -22,7 +24,10 @@ export type AdaBinActForm = 'code' | 'paper';
  * The two coincide only at α_a = 1 (methods.md §3.3 and §7.4). In the paper form the surrogate is
  * taken on the normalised V = (x − β)/α (sign(x − β) = sign(V) for α > 0), so the x-gradient is
  * the same as in the code form and only the α/β gradients of the output map differ.
- * Gradients reach x, α_a and β_a by autograd (through the normalisation and the output map).
+ * Gradients reach x, α_a and β_a through the normalisation and the output map, as autograd of the
+ * formulas would send them. `apply` runs them as one op (`adabinActFused`: one pass forward, one
+ * backward, instead of five elementwise ops, two broadcast reductions and their gradients);
+ * ONEBIT_FUSED_ADABIN=0 runs the op-by-op composition (`adabinActComposed`, the tests' reference).
  * α_a is not constrained (as in the official code): α_a = 0 gives non-finite values, and α_a < 0
  * flips the threshold direction.
  */
@@ -40,8 +45,7 @@ export class AdaBinAct extends Quantizer {
   }
 
   apply(x: Tensor): Tensor {
-    const ba = approxSign(div(sub(x, this.beta), this.alpha));
-    return this.form === 'code' ? mul(this.alpha, add(ba, this.beta)) : add(this.beta, mul(this.alpha, ba));
+    return process.env.ONEBIT_FUSED_ADABIN === '0' ? adabinActComposed(x, this.alpha, this.beta, this.form) : adabinActFused(x, this.alpha, this.beta, this.form);
   }
 
   config(): QuantizerConfig {
@@ -53,4 +57,30 @@ export class AdaBinAct extends Quantizer {
     if (form !== 'code' && form !== 'paper') fail('adabin_act form', '"code" or "paper"', JSON.stringify(form));
     return new AdaBinAct(form);
   }
+}
+
+/** AdaBin's activation binarizer op by op (autograd of each step): the reference for `adabinActFused`. */
+export function adabinActComposed(x: Tensor, alpha: Tensor, beta: Tensor, form: AdaBinActForm): Tensor {
+  const ba = approxSign(div(sub(x, beta), alpha));
+  return form === 'code' ? mul(alpha, add(ba, beta)) : add(beta, mul(alpha, ba));
+}
+
+/**
+ * AdaBin's activation binarizer as one op, forward and backward one pass each (the backend's
+ * `adabinAct` kernels, else backends/ref/adabin_act.ts, which gives the formulas). alpha and beta:
+ * shape [1]. Values and the x-gradient equal `adabinActComposed` bit for bit (the same float32
+ * steps in the same order); the α/β gradients are the same sums taken in float64 in a fixed order
+ * (the composition sums in the backend's order), so they agree to rounding.
+ */
+export function adabinActFused(x: Tensor, alpha: Tensor, beta: Tensor, form: AdaBinActForm): Tensor {
+  if (alpha.size !== 1 || beta.size !== 1) fail('adabin_act', 'alpha and beta with one value each', `${alpha.size} and ${beta.size}`);
+  const xd = x.f32('adabin_act');
+  const a = alpha.f32()[0]!, b = beta.f32()[0]!;
+  const code = form === 'code';
+  const be = backend();
+  const y = (be.adabinAct ?? refAdabinAct)(xd, a, b, code);
+  return record(wrap(y, x.shape), 'adabin_act', [x, alpha, beta], (g) => {
+    const r = (be.adabinActBackward ?? refAdabinActBackward)(g.f32(), xd, a, b, code, needsGrad(x));
+    return [r.dx && fresh(wrap(r.dx, x.shape)), needsGrad(alpha) ? wrap(Float32Array.of(r.da), alpha.shape) : null, needsGrad(beta) ? wrap(Float32Array.of(r.db), beta.shape) : null];
+  });
 }

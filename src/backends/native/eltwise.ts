@@ -13,6 +13,7 @@ import { spread as refSpread, sum as refSum, sumAxes } from '../ref/reduce.js';
 import { loadAddon, type NativeAddon } from './addon.js';
 import { outputF32 } from './alloc.js';
 import { channelAct as refChannelAct, channelActBackward as refChannelActBackward } from '../ref/channel_act.js';
+import { adabinAct as refAdabinAct, adabinActBackward as refAdabinActBackward, adabinActLevels } from '../ref/adabin_act.js';
 
 /** The addon's elementwise entry points (op codes in native/eltwise/eltwise.cc). */
 export interface EltwiseAddon extends NativeAddon {
@@ -32,6 +33,9 @@ export interface EltwiseAddon extends NativeAddon {
   /** The backward of channelActF32 (native/eltwise/act_grad.cc; older addons lack it). */
   channelActBackwardF32?(dx: Float32Array, dparams: Float32Array, g: Float32Array, x: Float32Array, n: number, C: number, inner: number,
     b0: Float32Array | null, pos: Float32Array | null, neg: Float32Array): void;
+  /** AdaBin's activation binarizer and its backward (native/eltwise/adabin_act.cc; older addons lack them). */
+  adabinActF32?(out: Float32Array, x: Float32Array, a: number, b: number, lo: number, hi: number): void;
+  adabinActBackwardF32?(dx: Float32Array | null, sums: Float64Array, g: Float32Array, x: Float32Array, a: number, b: number, code: boolean): void;
   /** s when every value is ±s for one s > 0, else −1. */
   symmetricScaleF32(x: Float32Array): number;
   /** out [outer, inner] = the float64 sum over len of x [outer, len, inner] (older addons lack it). */
@@ -50,7 +54,7 @@ const STRIDED_OPS: Partial<Record<BinaryKernel, number>> = {
   add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5, greater: 6, greaterEqual: 7, equal: 8,
 };
 
-export type EltwiseKernels = Pick<Backend, 'unary' | 'binary' | 'shortcutA' | 'sum' | 'spread' | 'channelAct' | 'channelActBackward'> & Required<Pick<Backend, 'clippedSte' | 'symmetricScale' | 'scaleChannels' | 'approxSignBackward' | 'hasNaN' | 'signInto' | 'addInPlace'>>;
+export type EltwiseKernels = Pick<Backend, 'unary' | 'binary' | 'shortcutA' | 'sum' | 'spread' | 'channelAct' | 'channelActBackward' | 'adabinAct' | 'adabinActBackward'> & Required<Pick<Backend, 'clippedSte' | 'symmetricScale' | 'scaleChannels' | 'approxSignBackward' | 'hasNaN' | 'signInto' | 'addInPlace'>>;
 
 /** The addon typed for its elementwise kernels, or null when it is not built (or predates them). */
 export function eltwiseAddon(): EltwiseAddon | null {
@@ -138,6 +142,23 @@ function make(addon: EltwiseAddon): EltwiseKernels {
           const dx = outputF32(x.length), dp = new Float32Array(4 * C);
           addon.channelActBackwardF32!(dx, dp, g, x, n, C, inner, b0, pos, neg);
           return { dx, db0: dp.slice(0, C), dpos: dp.slice(C, 2 * C), dneg: dp.slice(2 * C, 3 * C), db1: dp.slice(3 * C) };
+        },
+      }
+      : {}),
+    ...(typeof addon.adabinActF32 === 'function' && typeof addon.adabinActBackwardF32 === 'function'
+      ? {
+        adabinAct(x: Float32Array, a: number, b: number, code: boolean): Float32Array {
+          if (x.length < NATIVE_ELTWISE_MIN) return refAdabinAct(x, a, b, code);
+          const out = outputF32(x.length);
+          const [lo, hi] = adabinActLevels(a, b, code);
+          addon.adabinActF32!(out, x, a, b, lo, hi);
+          return out;
+        },
+        adabinActBackward(g: Float32Array, x: Float32Array, a: number, b: number, code: boolean, wantDx: boolean) {
+          if (x.length < NATIVE_ELTWISE_MIN) return refAdabinActBackward(g, x, a, b, code, wantDx);
+          const dx = wantDx ? outputF32(x.length) : null, sums = new Float64Array(2);
+          addon.adabinActBackwardF32!(dx, sums, g, x, a, b, code);
+          return { dx, da: sums[0]!, db: sums[1]! };
         },
       }
       : {}),
