@@ -7,6 +7,7 @@ import { eltwiseAddon } from '../src/backends/native/eltwise.js';
 import { createNativeBackend } from '../src/backends/native/index.js';
 import { refBackend } from '../src/backends/ref/index.js';
 import { ADABIN_BLOCK, adabinAct, adabinActBackward, adabinActLevels } from '../src/backends/ref/adabin_act.js';
+import { affineCombine, twoValues } from '../src/backends/ref/affine_conv.js';
 import { Rng } from '../src/core/rng.js';
 import { backend, setBackend, Tensor, tensor } from '../src/core/tensor.js';
 import { backward } from '../src/autograd/tape.js';
@@ -126,4 +127,37 @@ test('adabin_act fused op == the op-by-op composition on each backend (values an
   } finally {
     setBackend(saved);
   }
+});
+
+test('native twoValues / affineCombine == the reference kernels (awkward sizes and values)', { skip: native?.twoValues ? false : 'native addon not built' }, () => {
+  const out = new Float64Array(2);
+  const nt = (x: Float32Array) => (addon!.twoValuesF32!(x, out) ? [out[0], out[1]] : null);
+  for (const len of LENGTHS) {
+    const r = new Rng(len + 3);
+    const two = Float32Array.from({ length: len }, () => (r.uniform(0, 1) < 0.5 ? -0.75 : 1.5));
+    const cases: [string, Float32Array][] = [['two', two], ['one', new Float32Array(len).fill(0.25)], ['±0', Float32Array.from({ length: len }, (_, i) => (i % 2 ? 0 : -0))]];
+    for (const [bad, v] of [['third', 0.5], ['NaN', NaN], ['inf', Infinity]] as const) {
+      const c = Float32Array.from(two);
+      if (len) c[len - 1] = v;
+      cases.push([bad, c]);
+    }
+    for (const [what, x] of cases) {
+      assert.deepEqual(nt(x), twoValues(x), `len ${len} ${what}`);
+      assert.deepEqual(native!.twoValues!(x), twoValues(x), `len ${len} ${what}: backend`);
+    }
+    if (len > 1) assert.deepEqual(twoValues(two), [-0.75, 1.5]);
+  }
+  assert.equal(twoValues(new Float32Array([1, 1, 1])), null, 'one value');
+  assert.equal(twoValues(new Float32Array([NaN, 1])), null);
+  for (const [N, O, HW] of [[1, 1, 1], [2, 3, 7], [3, 16, 1024], [5, 64, 257]]) {
+    const r = new Rng(N * O + HW);
+    const p = Float32Array.from({ length: N * (O + 1) * HW }, () => Math.round(r.uniform(-300, 300)));
+    const f1 = Float64Array.from({ length: O }, () => r.uniform(-1, 1)), f2 = Float64Array.from({ length: O }, () => r.uniform(-1, 1));
+    const c2 = Float64Array.from({ length: O * HW }, () => r.uniform(-50, 50));
+    const y = new Float32Array(N * O * HW);
+    addon!.affineCombineF32!(y, p, N, O, HW, f1, f2, c2);
+    assert.deepEqual(Array.from(y), Array.from(affineCombine(p, N, O, HW, f1, f2, c2)), `[${N}, ${O}, ${HW}]`);
+    assert.deepEqual(Array.from(native!.affineCombine!(p, N, O, HW, f1, f2, c2)), Array.from(y), `[${N}, ${O}, ${HW}]: backend`);
+  }
+  assert.throws(() => addon!.affineCombineF32!(new Float32Array(4), new Float32Array(4), 1, 2, 2, new Float64Array(2), new Float64Array(2), new Float64Array(4)), /affineCombineF32: expected out/);
 });

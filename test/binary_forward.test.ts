@@ -80,13 +80,85 @@ test('packed BinaryLinear forward == float forward (K = 1, 31, 33, 65, 200)', ()
   }
 });
 
-test('layers whose values are not exactly ±s take the float path (AdaBin offsets)', () => {
-  manualSeed(2);
-  const layer = new BinaryConv2d(4, 4, 3, { padding: 1, inputQuantizer: 'adabin_act', kernelQuantizer: 'adabin_weight' });
-  const x = randTensor([1, 4, 5, 5], 4);
-  const f = run(layer, x, false);
-  const p = run(layer, x, true);
-  assert.deepEqual(Array.from(p.y), Array.from(f.y));
+/** Sets AdaBin-style values: activation scalars, and weights far from their channel mean so the sets are wide. */
+function adabinLayer(c: number, o: number, k: number, opts: { stride?: number; padding?: number; dilation?: number; padValue?: -1 | 0 | 1 }, alpha: number, beta: number): BinaryConv2d {
+  const layer = new BinaryConv2d(c, o, k, { ...opts, inputQuantizer: 'adabin_act', kernelQuantizer: 'adabin_weight' });
+  const sd = layer.inputQuantizer!.stateDict();
+  (sd.get('alpha')!.storage as Float32Array)[0] = alpha;
+  (sd.get('beta')!.storage as Float32Array)[0] = beta;
+  return layer;
+}
+
+/** `run` with the backend's binaryConv2d calls counted. */
+function runCounting(layer: BinaryConv2d, x: Tensor, packed: boolean, backendUsed: object = refBackend) {
+  const be = backendUsed as unknown as { binaryConv2d: (...a: unknown[]) => unknown };
+  const orig = be.binaryConv2d;
+  let calls = 0;
+  be.binaryConv2d = (...a: unknown[]) => (calls++, orig(...a));
+  try {
+    return { ...run(layer, x, packed), calls };
+  } finally {
+    be.binaryConv2d = orig;
+  }
+}
+
+const nativeBackend = createNativeBackend();
+for (const be of [refBackend, nativeBackend]) {
+  test(`two-valued operands (AdaBin sets) take the packed forward: equal to the float forward to rounding, gradients equal (${be?.name ?? 'native'} backend)`, { skip: be ? false : 'native addon not built' }, () => {
+  setBackend(be!);
+  try {
+  const cases = [
+    { c: 4, o: 4, hw: [5, 5], k: 3, stride: 1, pad: 1, dil: 1, alpha: 1, beta: 0 }, // init: x_b = ±1, weights offset
+    { c: 3, o: 5, hw: [7, 5], k: 3, stride: 1, pad: 1, dil: 1, alpha: 0.7, beta: 0.4 },
+    { c: 33, o: 31, hw: [9, 9], k: 3, stride: 2, pad: 1, dil: 1, alpha: 1.3, beta: -0.2 },
+    { c: 16, o: 16, hw: [6, 6], k: 1, stride: 2, pad: 0, dil: 1, alpha: 0.5, beta: 1.5 }, // both values positive
+    { c: 8, o: 6, hw: [8, 7], k: 3, stride: 1, pad: 2, dil: 2, alpha: -0.9, beta: 0.3 }, // dilation, α < 0
+    { c: 5, o: 3, hw: [4, 6], k: 3, stride: 1, pad: 0, dil: 1, alpha: 2, beta: -1.25 }, // no border
+  ];
+  for (const t of cases) {
+    manualSeed(4);
+    const layer = adabinLayer(t.c, t.o, t.k, { stride: t.stride, padding: t.pad, dilation: t.dil }, t.alpha, t.beta);
+    // A constant weight channel (one value: h = 0) next to ordinary ones.
+    (layer.weight.storage as Float32Array).fill(0.05, 0, t.c * t.k * t.k);
+    const x = randTensor([2, t.c, ...t.hw], 6, -2.5, 2.5);
+    const f = runCounting(layer, x, false, be!);
+    const p = runCounting(layer, x, true, be!);
+    const what = JSON.stringify(t);
+    assert.equal(f.calls, 0, `${what}: float path`);
+    assert.equal(p.calls, 1, `${what}: packed path taken`);
+    // The float conv accumulates in float32 and the packed one in float64 (rounded once): each
+    // output differs by rounding, at most a few ulp of the largest partial sum (|x|·|w| ≤ ~5, K ≤ 297 terms).
+    assertClose(p.y, f.y, 2e-5, 1e-5, `${what}: forward`);
+    // The backward runs the same float kernels on the same values.
+    assert.deepEqual(Buffer.from(p.gw.buffer), Buffer.from(f.gw.buffer), `${what}: dw`);
+    assertClose(p.gx, f.gx, 1e-5, 1e-5, `${what}: dx`);
+  }
+  } finally {
+    setBackend(refBackend);
+  }
+  });
+}
+
+test('operands the packed forward cannot take fall back to the float conv (same values)', () => {
+  manualSeed(7);
+  const x = randTensor([1, 4, 5, 5], 4, -2, 2);
+  // A ±1 border (padValue 1) around offset values.
+  const border = adabinLayer(4, 4, 3, { padding: 1, padValue: 1 }, 0.8, 0.3);
+  // One input value only (every x above the threshold).
+  const single = adabinLayer(4, 4, 3, { padding: 1 }, 1, -5);
+  // Off: ONEBIT_PACKED_AFFINE=0.
+  const off = adabinLayer(4, 4, 3, { padding: 1 }, 0.8, 0.3);
+  for (const [layer, env] of [[border, undefined], [single, undefined], [off, '0']] as const) {
+    if (env) process.env.ONEBIT_PACKED_AFFINE = env;
+    try {
+      const f = runCounting(layer, x, false);
+      const p = runCounting(layer, x, true);
+      assert.equal(p.calls, 0);
+      assert.deepEqual(Array.from(p.y), Array.from(f.y));
+    } finally {
+      delete process.env.ONEBIT_PACKED_AFFINE;
+    }
+  }
 });
 
 /** Forward and gradients of a layer with the sign quantizer fused into the packed conv or not. */

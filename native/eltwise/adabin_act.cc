@@ -12,6 +12,12 @@
 //     sums[0] = da = Σ [g·fl32(Ba + b) (code) or g·Ba] − (Σ dV·fl32(x − b))/(a·a)
 //     sums[1] = db = Σ [dBa (code) or g] − Σ dx          (sums: a Float64Array of 2)
 //     (four float64 sums, each over blocks of kBlock elements in kLanes lanes, blocks in order)
+//   twoValuesF32(x, out) -> whether x holds exactly two distinct finite values; out (a Float64Array
+//     of 2) receives [lo, hi], lo < hi. False for one value, a third value, NaN, ±inf or no element.
+//   affineCombineF32(out, p, N, O, HW, f1, f2, c2)
+//     the packed conv of two-valued operands (src/ops/binary_forward.ts, affinePackedConv2d): p is
+//     [N, O + 1, HW] (±1 counts; channel O the pixel sums of the input's codes), f1, f2 [O] and
+//     c2 [O·HW] float64; out [N, O, HW] = fl32((f1[o]·p[n,o] + f2[o]·p[n,O]) + c2[o])
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -180,11 +186,64 @@ Napi::Value AdabinActBackwardF32(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+Napi::Value TwoValuesF32(const Napi::CallbackInfo& info) {
+  const float* x;
+  double* out;
+  size_t nx, nout;
+  if (!GetArray(info, 0, napi_float32_array, x, nx) || !GetArray(info, 1, napi_float64_array, out, nout)) return info.Env().Undefined();
+  if (nout != 2) return Fail(info.Env(), "twoValuesF32: out must have 2 elements");
+  const Napi::Boolean no = Napi::Boolean::New(info.Env(), false);
+  const int64_t n = static_cast<int64_t>(nx);
+  if (n == 0 || !std::isfinite(x[0])) return no;
+  const float v0 = x[0];
+  int64_t j = 1;
+  while (j < n && x[j] == v0) j++;  // the first other value (usually within a few elements)
+  if (j == n || !std::isfinite(x[j])) return no;
+  const float v1 = x[j];
+  int bad = 0;
+#pragma omp parallel for schedule(static) reduction(| : bad) if (n >= kParallel)
+  for (int64_t i = j + 1; i < n; i++) bad |= (x[i] != v0) & (x[i] != v1);
+  if (bad) return no;
+  out[0] = v0 < v1 ? v0 : v1;
+  out[1] = v0 < v1 ? v1 : v0;
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+Napi::Value AffineCombineF32(const Napi::CallbackInfo& info) {
+  float *out;
+  const float* p;
+  const double *f1, *f2, *c2;
+  size_t nout, np, n1, n2, nc;
+  if (!GetArray(info, 0, napi_float32_array, out, nout) || !GetArray(info, 1, napi_float32_array, p, np) ||
+      !GetArray(info, 5, napi_float64_array, f1, n1) || !GetArray(info, 6, napi_float64_array, f2, n2) ||
+      !GetArray(info, 7, napi_float64_array, c2, nc)) {
+    return info.Env().Undefined();
+  }
+  const int64_t N = GetInt(info, 2), O = GetInt(info, 3), HW = GetInt(info, 4);
+  if (N < 0 || O < 1 || HW < 1 || static_cast<int64_t>(nout) != N * O * HW || static_cast<int64_t>(np) != N * (O + 1) * HW ||
+      static_cast<int64_t>(n1) != O || static_cast<int64_t>(n2) != O || static_cast<int64_t>(nc) != O * HW) {
+    return Fail(info.Env(), "affineCombineF32: expected out [N·O·HW], p [N·(O+1)·HW], f1 and f2 [O], c2 [O·HW]");
+  }
+#pragma omp parallel for schedule(static) if (N * O * HW >= kParallel)
+  for (int64_t r = 0; r < N * O; r++) {
+    const int64_t n = r / O, o = r % O;
+    const float* pr = p + (n * (O + 1) + o) * HW;
+    const float* sr = p + (n * (O + 1) + O) * HW;
+    const double* cr = c2 + o * HW;
+    float* yr = out + r * HW;
+    const double a = f1[o], b = f2[o];
+    for (int64_t q = 0; q < HW; q++) yr[q] = static_cast<float>((a * static_cast<double>(pr[q]) + b * static_cast<double>(sr[q])) + cr[q]);
+  }
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void RegisterAdabinActKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("adabinActF32", Napi::Function::New(env, AdabinActF32));
   exports.Set("adabinActBackwardF32", Napi::Function::New(env, AdabinActBackwardF32));
+  exports.Set("twoValuesF32", Napi::Function::New(env, TwoValuesF32));
+  exports.Set("affineCombineF32", Napi::Function::New(env, AffineCombineF32));
 }
 
 }  // namespace onebit

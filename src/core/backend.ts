@@ -94,6 +94,13 @@ export interface Backend {
    * equal to backends/ref/adabin_act.ts. The forward returns a new array.
    */
   adabinAct?(x: Float32Array, a: number, b: number, code: boolean): Float32Array;
+  /**
+   * Optional: the two kernels of the packed conv of two-valued operands (ops/binary_forward.ts),
+   * equal to backends/ref/affine_conv.ts: `twoValues` gives [lo, hi] when x holds exactly two
+   * distinct finite values; `affineCombine` turns the ±1 counts into the conv's output.
+   */
+  twoValues?(x: Float32Array): [number, number] | null;
+  affineCombine?(p: Float32Array, N: number, O: number, HW: number, f1: Float64Array, f2: Float64Array, c2: Float64Array): Float32Array;
   adabinActBackward?(g: Float32Array, x: Float32Array, a: number, b: number, code: boolean, wantDx: boolean): { dx: Float32Array | null; da: number; db: number };
   /** Optional: a[i] = a[i] + b[i] in place (equal lengths), the same bits as binary('add'). */
   addInPlace?(a: Float32Array, b: Float32Array): void;

@@ -1,6 +1,7 @@
 import type { Backend, Conv2dParams, Shape } from '../core/backend.js';
 import type { SignGrad } from '../quantizers/quantizer.js';
 import { approxSignBackwardLoop, clippedSteLoop } from '../backends/ref/elementwise.js';
+import { affineCombine as refAffineCombine, twoValues as refTwoValues } from '../backends/ref/affine_conv.js';
 import { debugLog } from '../core/debug.js';
 import { backend, type Tensor, wrap } from '../core/tensor.js';
 import { fresh, mayOverwrite, needsGrad, record, withAddend } from '../autograd/tape.js';
@@ -12,8 +13,9 @@ import { conv2dGeometry, type Conv2dOpts } from './conv.js';
  * layer's output is s·a_i·(±1 dot product), which the packed kernels compute with XOR + popcount
  * (bit convention in core/backend.ts). The backward pass stays float: the same gradient rule as
  * the float conv/matmul on the quantized values (the quantizers' pseudo-gradients then apply as
- * usual). Values with an offset (AdaBin's {β−α, β+α}) or a ±1 border around ±s activations are not
- * handled here: those layers take the float path, said once in the debug log (ONEBIT_DEBUG=1).
+ * usual). Values with an offset (AdaBin's {β−α, β+α}) take `affinePackedConv2d` (the same kernel
+ * plus per-channel corrections); a ±1 border around ±s (s ≠ 1) activations and anything else not
+ * two-valued take the float path, said once in the debug log (ONEBIT_DEBUG=1).
  *
  * Used when the backend asks for it (`packedBinaryForward`, the native backend) or ONEBIT_PACKED=1;
  * ONEBIT_PACKED=0 turns it off. The parity tests check it equals the float-simulated forward.
@@ -100,20 +102,122 @@ function scaledBinaryConv2d(b: Backend, xd: Float32Array, xShape: Shape, wd: Flo
 export function packedConv2d(xq: Tensor, wq: Tensor, opts: Conv2dOpts, padValue: number): Tensor | null {
   const { p, yShape } = conv2dGeometry(xq, wq, null, opts);
   const xd = xq.f32('binaryConv2d'), wd = wq.f32('binaryConv2d');
+  const b = backend();
   const s = symmetricScale(xd);
   const a = s === null ? null : channelScales(wd, wq.shape[0]!);
-  if (s === null || a === null || (padValue !== 0 && s !== 1)) {
-    debugLog(`binary conv ${xq.shape.join('x')} * ${wq.shape.join('x')}: values not exactly ±s / ±a_i${padValue !== 0 && s !== 1 ? ' (±1 border with s ≠ 1)' : ''}; float forward`);
+  const y = s !== null && a !== null && (padValue === 0 || s === 1)
+    ? scaledBinaryConv2d(b, xd, xq.shape, wd, wq.shape, p, padValue, yShape, s, a)
+    : affinePackedConv2d(b, xd, xq.shape, wd, wq.shape, p, padValue, yShape);
+  if (y === null) {
+    debugLog(`binary conv ${xq.shape.join('x')} * ${wq.shape.join('x')}: values not exactly ±s / ±a_i nor two-valued with zero padding; float forward`);
     return null;
   }
-  const b = backend();
-  const y = scaledBinaryConv2d(b, xd, xq.shape, wd, wq.shape, p, padValue, yShape, s, a);
   return record(wrap(y, yShape), 'binaryConv2d', [xq, wq], (g) => {
     const gd = g.f32();
     const dw = needsGrad(wq) ? fresh(wrap(filterGrad(b, xd, xq.shape, gd, g.shape, wq.shape, p, padValue), wq.shape)) : null;
     const dx = needsGrad(xq) ? fresh(wrap(b.conv2dBackwardInput(gd, g.shape, wd, wq.shape, xq.shape, p), xq.shape)) : null;
     return [dx, dw];
   });
+}
+
+/** Whether two-valued (offset) operands may take the packed forward; ONEBIT_PACKED_AFFINE=0 sends them to the float conv. */
+export function affinePackedEnabled(): boolean {
+  return process.env.ONEBIT_PACKED_AFFINE !== '0';
+}
+
+/**
+ * The packed forward of a conv whose input holds two values {lo, hi} (one pair for the whole
+ * tensor) and whose weights hold two values {lo_o, hi_o} per output channel: AdaBin's binary sets
+ * (methods.md §3.2–3.3). With x = m_x + h_x·B_x and w_o = m_o + h_o·B_w (B = ±1, +1 for the upper
+ * value; m the midpoint, h the half-gap) and zero padding, each output is
+ *
+ *   y[n, o, p] = h_x·h_o·P[n, o, p] + h_x·m_o·S[n, p] + m_x·(h_o·Q[o, p] + m_o·C·nv[p])
+ *
+ * P: the ±1 conv of the codes (packed kernel; only signs are read, so x − m_x serves as the codes);
+ * S: the sum of B_x over the taps inside the image (the same kernel call, one extra all-+1 output
+ * channel); Q[o, p]: the sum of B_w[o] over the taps inside the image at p, and nv[p] their count.
+ * The sum is taken in float64 and rounded once (`affineCombine`), so it differs from the float
+ * conv's float32 accumulation by rounding only. Null (the float path) for anything else: groups ≠ 1,
+ * a ±1 border, operands that are not two-valued (a single value included) or not finite, a midpoint
+ * that does not separate the two input values in float32, a kernel wider than 30 taps (the tap
+ * masks are 31-bit integers), or ONEBIT_PACKED_AFFINE=0.
+ */
+export function affinePackedConv2d(b: Backend, xd: Float32Array, xShape: Shape, wd: Float32Array, wShape: Shape, p: Conv2dParams, padValue: number, yShape: Shape): Float32Array | null {
+  if (padValue !== 0 || p.groups !== 1 || !affinePackedEnabled() || wShape[2]! > 30 || wShape[3]! > 30) return null;
+  const [N, C, H, W] = xShape as [number, number, number, number];
+  const [O, , KH, KW] = wShape as [number, number, number, number];
+  const K = C * KH * KW, T = KH * KW;
+  // Weights first (small): per channel one or two finite values.
+  const mo = new Float64Array(O), ho = new Float64Array(O), R = new Float64Array(O * T);
+  const wext = new Float32Array((O + 1) * K).fill(1);
+  for (let o = 0; o < O; o++) {
+    const v = refTwoValues(wd.subarray(o * K, (o + 1) * K));
+    const v0 = wd[o * K]!;
+    if (v === null && !(Number.isFinite(v0) && wd.subarray(o * K, (o + 1) * K).every((e) => e === v0))) return null;
+    const [lo, hi] = v ?? [v0, v0];
+    mo[o] = (lo + hi) / 2;
+    ho[o] = (hi - lo) / 2;
+    for (let j = 0; j < K; j++) {
+      const code = wd[o * K + j] === hi ? 1 : -1;
+      wext[o * K + j] = code;
+      R[o * T + (j % T)]! += code;
+    }
+  }
+  const xv = (b.twoValues ?? refTwoValues)(xd);
+  if (xv === null) return null;
+  const [lo, hi] = xv;
+  const mid = Math.fround((lo + hi) / 2);
+  if (!(lo < mid && mid < hi)) return null;
+  const mx = (lo + hi) / 2, hx = (hi - lo) / 2;
+  const xs = b.binary('sub', xd, xShape, Float32Array.of(mid), [1], xShape);
+  const counts = b.binaryConv2d(xs, xShape, wext, [O + 1, C, KH, KW], p, 0);
+  const [Ho, Wo] = [yShape[2]!, yShape[3]!], HW = Ho * Wo;
+  const [sh, sw] = p.stride, [ph, pw] = p.padding, [dh, dw] = p.dilation;
+  const f1 = new Float64Array(O), f2 = new Float64Array(O);
+  for (let o = 0; o < O; o++) {
+    f1[o] = hx * ho[o]!;
+    f2[o] = hx * mo[o]!;
+  }
+  // Which taps fall inside the image depends only on the output row (kh) and column (kw): a few
+  // distinct row and column masks (top / inside / bottom), so Q is tabulated per mask pair.
+  const masks = (n: number, k: number, s: number, pad: number, d: number, size: number) => {
+    const ids = new Int32Array(n), list: number[] = [];
+    for (let i = 0; i < n; i++) {
+      let m = 0;
+      for (let t = 0; t < k; t++) {
+        const at = i * s - pad + t * d;
+        if (at >= 0 && at < size) m |= 1 << t;
+      }
+      let id = list.indexOf(m);
+      if (id < 0) id = list.push(m) - 1;
+      ids[i] = id;
+    }
+    return { ids, list };
+  };
+  const rows = masks(Ho, KH, sh, ph, dh, H), cols = masks(Wo, KW, sw, pw, dw, W);
+  const nr = rows.list.length, nc = cols.list.length;
+  // table[(o·nr + r)·nc + c] = m_x·(h_o·Q + m_o·C·nv) for row mask r and column mask c.
+  const table = new Float64Array(O * nr * nc);
+  for (let r = 0; r < nr; r++) {
+    for (let c = 0; c < nc; c++) {
+      const rm = rows.list[r]!, cm = cols.list[c]!;
+      let nv = 0;
+      for (let kh = 0; kh < KH; kh++) for (let kw = 0; kw < KW; kw++) if ((rm >> kh) & (cm >> kw) & 1) nv++;
+      for (let o = 0; o < O; o++) {
+        let q = 0;
+        for (let kh = 0; kh < KH; kh++) for (let kw = 0; kw < KW; kw++) if ((rm >> kh) & (cm >> kw) & 1) q += R[o * T + kh * KW + kw]!;
+        table[(o * nr + r) * nc + c] = mx * (ho[o]! * q + mo[o]! * C * nv);
+      }
+    }
+  }
+  const c2 = new Float64Array(O * HW);
+  for (let o = 0; o < O; o++) {
+    for (let oh = 0; oh < Ho; oh++) {
+      const base = (o * nr + rows.ids[oh]!) * nc, at = o * HW + oh * Wo;
+      for (let ow = 0; ow < Wo; ow++) c2[at + ow] = table[base + cols.ids[ow]!]!;
+    }
+  }
+  return (b.affineCombine ?? refAffineCombine)(counts, N, O, HW, f1, f2, c2);
 }
 
 /** dL/dx = the sign quantizer's pseudo-gradient of g at x, into `out` (which may be g itself). */

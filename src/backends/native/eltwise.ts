@@ -14,6 +14,7 @@ import { loadAddon, type NativeAddon } from './addon.js';
 import { outputF32 } from './alloc.js';
 import { channelAct as refChannelAct, channelActBackward as refChannelActBackward } from '../ref/channel_act.js';
 import { adabinAct as refAdabinAct, adabinActBackward as refAdabinActBackward, adabinActLevels } from '../ref/adabin_act.js';
+import { affineCombine as refAffineCombine, twoValues as refTwoValues } from '../ref/affine_conv.js';
 
 /** The addon's elementwise entry points (op codes in native/eltwise/eltwise.cc). */
 export interface EltwiseAddon extends NativeAddon {
@@ -36,6 +37,9 @@ export interface EltwiseAddon extends NativeAddon {
   /** AdaBin's activation binarizer and its backward (native/eltwise/adabin_act.cc; older addons lack them). */
   adabinActF32?(out: Float32Array, x: Float32Array, a: number, b: number, lo: number, hi: number): void;
   adabinActBackwardF32?(dx: Float32Array | null, sums: Float64Array, g: Float32Array, x: Float32Array, a: number, b: number, code: boolean): void;
+  /** The packed conv of two-valued operands (native/eltwise/adabin_act.cc; older addons lack them). */
+  twoValuesF32?(x: Float32Array, out: Float64Array): boolean;
+  affineCombineF32?(out: Float32Array, p: Float32Array, N: number, O: number, HW: number, f1: Float64Array, f2: Float64Array, c2: Float64Array): void;
   /** s when every value is ±s for one s > 0, else −1. */
   symmetricScaleF32(x: Float32Array): number;
   /** out [outer, inner] = the float64 sum over len of x [outer, len, inner] (older addons lack it). */
@@ -54,7 +58,7 @@ const STRIDED_OPS: Partial<Record<BinaryKernel, number>> = {
   add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5, greater: 6, greaterEqual: 7, equal: 8,
 };
 
-export type EltwiseKernels = Pick<Backend, 'unary' | 'binary' | 'shortcutA' | 'sum' | 'spread' | 'channelAct' | 'channelActBackward' | 'adabinAct' | 'adabinActBackward'> & Required<Pick<Backend, 'clippedSte' | 'symmetricScale' | 'scaleChannels' | 'approxSignBackward' | 'hasNaN' | 'signInto' | 'addInPlace'>>;
+export type EltwiseKernels = Pick<Backend, 'unary' | 'binary' | 'shortcutA' | 'sum' | 'spread' | 'channelAct' | 'channelActBackward' | 'adabinAct' | 'adabinActBackward' | 'twoValues' | 'affineCombine'> & Required<Pick<Backend, 'clippedSte' | 'symmetricScale' | 'scaleChannels' | 'approxSignBackward' | 'hasNaN' | 'signInto' | 'addInPlace'>>;
 
 /** The addon typed for its elementwise kernels, or null when it is not built (or predates them). */
 export function eltwiseAddon(): EltwiseAddon | null {
@@ -159,6 +163,21 @@ function make(addon: EltwiseAddon): EltwiseKernels {
           const dx = wantDx ? outputF32(x.length) : null, sums = new Float64Array(2);
           addon.adabinActBackwardF32!(dx, sums, g, x, a, b, code);
           return { dx, da: sums[0]!, db: sums[1]! };
+        },
+      }
+      : {}),
+    ...(typeof addon.twoValuesF32 === 'function' && typeof addon.affineCombineF32 === 'function'
+      ? {
+        twoValues(x: Float32Array): [number, number] | null {
+          if (x.length < NATIVE_ELTWISE_MIN) return refTwoValues(x);
+          const out = new Float64Array(2);
+          return addon.twoValuesF32!(x, out) ? [out[0]!, out[1]!] : null;
+        },
+        affineCombine(p: Float32Array, N: number, O: number, HW: number, f1: Float64Array, f2: Float64Array, c2: Float64Array): Float32Array {
+          if (N * O * HW < NATIVE_ELTWISE_MIN) return refAffineCombine(p, N, O, HW, f1, f2, c2);
+          const out = outputF32(N * O * HW);
+          addon.affineCombineF32!(out, p, N, O, HW, f1, f2, c2);
+          return out;
         },
       }
       : {}),
